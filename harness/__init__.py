@@ -1,0 +1,28 @@
+"""robust-harness: adversarially train architectures and evaluate them against many attacks.
+
+The public API for plugin authors and scripts lives here; everything else is engine detail.
+"""
+
+__version__ = "0.1.0"
+
+from harness.contracts import Attack, DataInfo, Defense, LoadedDataset
+from harness.errors import ContractViolation, PluginError, UserError
+from harness.hookspecs import hookimpl
+from harness.nn import Normalize, normalized
+from harness.threat import ThreatModel, parse_eps
+
+__all__ = [
+    "Attack",
+    "ContractViolation",
+    "DataInfo",
+    "Defense",
+    "LoadedDataset",
+    "Normalize",
+    "PluginError",
+    "ThreatModel",
+    "UserError",
+    "__version__",
+    "hookimpl",
+    "normalized",
+    "parse_eps",
+]

@@ -1,0 +1,73 @@
+"""Catalogues: ``registries/*.toml`` presets, each a registered factory plus parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from harness import paths
+from harness.errors import UserError
+from harness.specs import CatalogueFile
+from harness.tomlfile import Where, read_toml, validate
+
+KINDS = ("datasets", "architectures", "attacks", "recipes")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A catalogue entry and the file it came from (its provenance in ``harness list``)."""
+
+    name: str
+    kind: str
+    spec: BaseModel
+    source: Path
+
+    @property
+    def description(self) -> str:
+        return getattr(self.spec, "description", "")
+
+
+@dataclass
+class Catalogue:
+    presets: dict[str, dict[str, Preset]] = field(
+        default_factory=lambda: {kind: {} for kind in KINDS})
+
+    def load_file(self, path: Path) -> None:
+        data = read_toml(path, what="catalogue file")
+        parsed = validate(CatalogueFile, data, Where(str(path)))
+        for kind in KINDS:
+            for name, spec in getattr(parsed, kind).items():
+                existing = self.presets[kind].get(name)
+                if existing is not None:
+                    raise UserError(
+                        f"{path}: {kind}.{name}: preset already defined in {existing.source}; "
+                        "rename one of them"
+                    )
+                self.presets[kind][name] = Preset(name, kind, spec, path)
+
+    def get(self, kind: str, name: str) -> Preset | None:
+        return self.presets[kind].get(name)
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.presets[kind])
+
+    def items(self, kind: str) -> Iterable[Preset]:
+        return (self.presets[kind][n] for n in self.names(kind))
+
+
+def load_catalogue(extra_files: Iterable[Path] = ()) -> Catalogue:
+    """The built-in ``registries/*.toml`` files, then the user's own, in order."""
+    catalogue = Catalogue()
+    for path in sorted(paths.builtin_registries_dir().glob("*.toml")):
+        catalogue.load_file(path)
+    for path in extra_files:
+        catalogue.load_file(Path(path))
+    return catalogue
+
+
+def preset_params(preset: Preset | None) -> dict[str, Any]:
+    return dict(getattr(preset.spec, "params", {})) if preset else {}

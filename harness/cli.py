@@ -1,0 +1,230 @@
+"""``harness run | validate | list | plugins | report``: the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from harness.errors import UserError
+
+KINDS = ("datasets", "architectures", "attacks", "defenses", "recipes")
+
+
+def plugin_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every command shares: where plugins and catalogues come from."""
+    options = [
+        click.option("--plugins-dir", "plugins_dirs", multiple=True,
+                     type=click.Path(path_type=Path), help="Extra plugin folder (repeatable)."),
+        click.option("--catalogue", "catalogues", multiple=True, type=click.Path(path_type=Path),
+                     help="Extra catalogue TOML file (repeatable)."),
+        click.option("--block-plugin", "blocked", multiple=True, metavar="NAME",
+                     help="Do not load this plugin (repeatable; env HARNESS_BLOCK_PLUGINS)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _components(plugins_dirs, catalogues, blocked, suite=None):
+    from harness.components import load_components
+
+    dirs, files = list(plugins_dirs), list(catalogues)
+    if suite is not None:
+        dirs += [suite.relative(p) for p in suite.suite.plugins]
+        files += [suite.relative(c) for c in suite.suite.catalogues]
+    return load_components(dirs, files, blocked)
+
+
+def _plan(suite_path: Path, plugins_dirs, catalogues, blocked):
+    from harness.plan import build_plan
+    from harness.suite import load_suite
+
+    suite = load_suite(suite_path)
+    components = _components(plugins_dirs, catalogues, blocked, suite)
+    return components, build_plan(components, suite)
+
+
+class HarnessGroup(click.Group):
+    """Turns user errors into one line on stderr and exit status 2, with no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=HarnessGroup, epilog="Example: harness run suites/quickstart.toml")
+@click.version_option(package_name="robust-harness", prog_name="harness")
+def cli() -> None:
+    """Adversarially train architectures and evaluate them against many attacks."""
+
+
+@cli.command()
+@click.argument("suite", type=click.Path(path_type=Path))
+@plugin_options
+def validate(suite: Path, plugins_dirs, catalogues, blocked) -> None:
+    """Check SUITE (names, parameters, budgets) without running anything."""
+    _, plan = _plan(suite, plugins_dirs, catalogues, blocked)
+    click.echo(f"{suite}: ok — {len(plan.train_cells)} train cells, "
+               f"{len(plan.eval_cells)} eval cells")
+
+
+@cli.command()
+@click.argument("suite", type=click.Path(path_type=Path))
+@click.option("--output", type=click.Path(path_type=Path),
+              help="Output folder (default: runs/<suite name>).")
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (overrides suite).")
+@click.option("--data-root", type=click.Path(path_type=Path), default=Path("data"),
+              show_default=True, help="Where downloadable datasets live.")
+@click.option("--dry-run", is_flag=True, help="Print the planned cells and stop.")
+@plugin_options
+def run(suite: Path, output: Path | None, device: str | None, data_root: Path, dry_run: bool,
+        plugins_dirs, catalogues, blocked) -> None:
+    """Train and evaluate every cell of SUITE that the store does not have yet."""
+    components, plan = _plan(suite, plugins_dirs, catalogues, blocked)
+    output = output or Path("runs") / plan.suite.name
+    if dry_run:
+        _print_plan(plan, output)
+        return
+    from harness.devices import describe, resolve_device
+    from harness.report import markdown_table, write_report
+    from harness.runner import Runner
+    from harness.store import Store
+
+    chosen = resolve_device(device or plan.suite.suite.device)
+    store = Store(output)
+    click.echo(f"{plan.suite.name}: {len(plan.train_cells)} train cells, "
+               f"{len(plan.eval_cells)} eval cells on {describe(chosen)} → {output}", err=True)
+    try:
+        summary = Runner(components, store, chosen, data_root).execute(plan)
+    except KeyboardInterrupt:
+        click.echo("interrupted: finished cells are saved; run again to resume", err=True)
+        sys.exit(130)
+    matrix, written = write_report(store, summary.run_id, output)
+    click.echo(markdown_table(matrix))
+    click.echo(f"\n{summary.computed} cells computed, {summary.cached} reused from the store; "
+               f"wrote {', '.join(str(p) for p in [store.db_path, *written])}")
+    if not summary.ok:
+        click.echo(f"\n{len(summary.failures)} cell(s) failed:", err=True)
+        for failure in summary.failures:
+            click.echo(f"  {failure}", err=True)
+        sys.exit(1)
+
+
+def _print_plan(plan, output: Path) -> None:
+    from harness.store import Store
+
+    store = Store(output) if (output / "results.db").exists() else None
+
+    def state(kind: str, cell_hash: str) -> str:
+        if store is None:
+            return "todo"
+        row = store.train_cell(cell_hash) if kind == "train" else store.eval_cell(cell_hash)
+        return "done" if row is not None and row["status"] == "done" else "todo"
+
+    for cell in plan.train_cells:
+        click.echo(f"{cell.hash}  {state('train', cell.hash):4}  {cell.describe()}")
+        for e in plan.evals_of(cell):
+            click.echo(f"  {e.hash}  {state('eval', e.hash):4}  {e.attack.label} "
+                       f"({e.attack.threat.describe()})")
+    click.echo(f"{len(plan.train_cells)} train cells, {len(plan.eval_cells)} eval cells")
+
+
+@cli.command(name="list")
+@click.argument("kind", required=False, type=click.Choice(KINDS))
+@click.argument("pattern", required=False, default="*")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@plugin_options
+def list_(kind: str | None, pattern: str, as_json: bool, plugins_dirs, catalogues,
+          blocked) -> None:
+    """List registered factories and catalogue presets, with wildcards and provenance."""
+    components = _components(plugins_dirs, catalogues, blocked)
+    rows: list[dict[str, Any]] = []
+    for k in [kind] if kind else KINDS:
+        rows += _list_rows(components, k, pattern)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for k in [kind] if kind else KINDS:
+        found = [r for r in rows if r["kind"] == k]
+        if not kind and not found:
+            continue
+        click.echo(f"{k}:")
+        for r in found:
+            click.echo(f"  {r['name']:28} {r['type']:8} {r['from']:28} {r['description']}")
+
+
+def _list_rows(components, kind: str, pattern: str) -> list[dict[str, Any]]:
+    import fnmatch
+
+    rows = []
+    if kind != "recipes":
+        for entry in components.registries[kind].list(pattern):
+            rows.append({"kind": kind, "name": entry.name, "type": "factory",
+                         "from": f"plugin {entry.plugin}", **_extra(entry)})
+    if kind in components.catalogue.presets:
+        for preset in components.catalogue.items(kind):
+            if fnmatch.fnmatchcase(preset.name, pattern):
+                spec = preset.spec
+                rows.append({"kind": kind, "name": preset.name, "type": "preset",
+                             "from": preset.source.name, "description": preset.description,
+                             "uses": getattr(spec, "factory", getattr(spec, "defense", None))})
+    return rows
+
+
+def _extra(entry) -> dict[str, Any]:
+    summary = entry.summary()
+    summary.pop("name")
+    summary.pop("plugin")
+    return summary
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@plugin_options
+def plugins(as_json: bool, plugins_dirs, catalogues, blocked) -> None:
+    """List loaded plugins: name, source, version, location and hooks."""
+    from dataclasses import asdict
+
+    components = _components(plugins_dirs, catalogues, blocked)
+    infos = [asdict(info) for info in components.pm.infos.values()]
+    if as_json:
+        click.echo(json.dumps(infos, indent=2))
+        return
+    for info in infos:
+        click.echo(f"{info['name']:24} {info['source']:11} {info['version']:8} {info['location']}")
+        click.echo(f"{'':24} hooks: {', '.join(info['hooks'])}")
+
+
+@cli.command()
+@click.argument("output", type=click.Path(path_type=Path), default=None, required=False)
+@click.option("--run", "run_id", type=int, default=None, help="Run id (default: the latest).")
+@click.option("--list", "list_runs", is_flag=True, help="List the runs stored in OUTPUT.")
+def report(output: Path | None, run_id: int | None, list_runs: bool) -> None:
+    """Re-render report.md, matrix.csv and matrix.png of a run from OUTPUT/results.db."""
+    from harness.report import markdown_table, write_report
+    from harness.store import Store
+
+    if output is None or not (output / "results.db").exists():
+        raise UserError(f"{output}: no results.db there; give the output folder of a run, "
+                        "e.g. harness report runs/quickstart")
+    store = Store(output)
+    if list_runs:
+        for row in store.runs():
+            click.echo(f"{row['id']:4}  {row['suite_name']:20} {row['status']:11} "
+                       f"{row['suite_path']}")
+        return
+    matrix, written = write_report(store, run_id, output)
+    click.echo(markdown_table(matrix))
+    click.echo(f"\nwrote {', '.join(str(p) for p in written)}")
+
+
+def main() -> None:
+    cli(prog_name="harness")

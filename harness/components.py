@@ -1,0 +1,123 @@
+"""Everything a session can use: the plugin manager, its filled registries and the catalogue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from harness.catalogue import Catalogue, load_catalogue
+from harness.errors import PluginError, UserError
+from harness.pluginmanager import HarnessPluginManager, build_plugin_manager
+from harness.registry import (
+    ArchitectureEntry,
+    AttackEntry,
+    DatasetEntry,
+    DefenseEntry,
+    Entry,
+    Registry,
+    UnknownNameError,
+)
+from harness.tomlfile import Where, describe_validation_error
+
+HOOKS = {
+    "datasets": ("harness_register_datasets", DatasetEntry),
+    "architectures": ("harness_register_architectures", ArchitectureEntry),
+    "attacks": ("harness_register_attacks", AttackEntry),
+    "defenses": ("harness_register_defenses", DefenseEntry),
+}
+
+
+@dataclass
+class Components:
+    pm: HarnessPluginManager
+    registries: dict[str, Registry[Any]]
+    catalogue: Catalogue
+
+    @property
+    def datasets(self) -> Registry[DatasetEntry]:
+        return self.registries["datasets"]
+
+    @property
+    def architectures(self) -> Registry[ArchitectureEntry]:
+        return self.registries["architectures"]
+
+    @property
+    def attacks(self) -> Registry[AttackEntry]:
+        return self.registries["attacks"]
+
+    @property
+    def defenses(self) -> Registry[DefenseEntry]:
+        return self.registries["defenses"]
+
+    def entry(self, kind: str, factory: str, where: Where) -> Entry:
+        """The registered factory, or a user error naming where it was asked for."""
+        try:
+            return self.registries[kind].get(factory)
+        except UnknownNameError as exc:
+            choices = sorted({*exc.choices, *self.catalogue.names(kind)})
+            raise where.error(str(UnknownNameError(exc.kind, exc.name, choices))) from None
+
+    def validated_params(self, entry: Entry, values: dict[str, Any], where: Where) -> dict[str, Any]:
+        """Params checked against the factory's model, as plain JSON-ready values."""
+        try:
+            return entry.make_params(values).model_dump(mode="json")
+        except ValidationError as exc:
+            raise UserError(describe_validation_error(exc, where, entry.params)) from None
+
+
+def collect_registries(pm: HarnessPluginManager) -> dict[str, Registry[Any]]:
+    """Call each plugin's registration hooks separately, so every entry is stamped with it."""
+    registries: dict[str, Registry[Any]] = {}
+    for kind, (hook_name, entry_type) in HOOKS.items():
+        registry: Registry[Any] = Registry(entry_type)
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            registry.current_plugin = impl.plugin_name
+            registry.current_version = pm.infos[impl.plugin_name].version
+            try:
+                impl.function(**{arg: registry for arg in impl.argnames})
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r} failed in {hook_name}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+        registry.freeze()
+        registries[kind] = registry
+    return registries
+
+
+def load_components(
+    plugin_dirs: Iterable[Path] = (),
+    catalogue_files: Iterable[Path] = (),
+    blocked: Iterable[str] = (),
+    autoload: bool | None = None,
+) -> Components:
+    pm = build_plugin_manager(plugin_dirs, blocked, autoload)
+    components = Components(pm, collect_registries(pm), load_catalogue(catalogue_files))
+    validate_catalogue(components)
+    return components
+
+
+def validate_catalogue(components: Components) -> None:
+    """Every preset names a registered factory with valid parameters (checked at load)."""
+    from harness.plan import resolve_recipe_spec  # the recipe resolver lives with the planner
+
+    catalogue = components.catalogue
+    for kind in ("datasets", "architectures", "attacks"):
+        for preset in catalogue.items(kind):
+            where = Where(str(preset.source), (kind, preset.name))
+            entry = components.entry(kind, preset.spec.factory, where.child("factory"))
+            components.validated_params(entry, preset.spec.params, where.child("params"))
+            if kind == "attacks" and preset.spec.norm not in entry.norms:
+                raise where.child("norm").error(
+                    f"attack {entry.name!r} supports {', '.join(entry.norms)}, "
+                    f"not {preset.spec.norm!r}"
+                )
+    for preset in catalogue.items("recipes"):
+        resolve_recipe_spec(components, preset.spec, Where(str(preset.source),
+                                                           ("recipes", preset.name)))

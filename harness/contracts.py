@@ -1,0 +1,57 @@
+"""What plugins hand the engine: the shapes of datasets, models, attacks and defenses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What an architecture factory needs to know about its inputs.
+
+    Inputs are always images in [0,1]; ``mean`` and ``std`` are the dataset's normalization,
+    which the model applies inside its forward (see ``harness.nn.Normalize``).
+    """
+
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class LoadedDataset:
+    """A dataset factory's result: train and test splits yielding (x in [0,1] CHW float32, y int).
+
+    A ``TensorDataset`` is held whole on the device by the engine (no DataLoader), which is what
+    makes small datasets fast.
+    """
+
+    train: Dataset
+    test: Dataset
+    info: DataInfo
+
+
+class Attack(Protocol):
+    """``attack(model, x, y) -> x_adv``: model in eval mode, x in [0,1], same shape and dtype out."""
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
+
+
+class Defense(Protocol):
+    """A training method: the per-batch loss. The engine owns the loop, optimizer and schedule."""
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
+
+
+ArchitectureFactory = Callable[..., nn.Module]
+AttackFactory = Callable[..., Attack]
+DefenseFactory = Callable[..., Defense]
+DatasetFactory = Callable[..., LoadedDataset]
+Shape = Sequence[int]

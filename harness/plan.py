@@ -1,0 +1,270 @@
+"""Suite → cells: every name resolved to a factory with validated params, each cell hashed.
+
+A train cell is dataset × architecture × recipe × seed; an eval cell is a train cell × attack.
+A cell's hash covers its fully resolved configuration and the versions that can change its
+result (harness, torch, each plugin), so a finished cell is never recomputed and a changed one
+always is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import torch
+
+from harness import __version__
+from harness.catalogue import preset_params
+from harness.components import Components
+from harness.registry import UnknownNameError
+from harness.specs import AttackRef, ComponentRef, Recipe, RecipeRef, TrainAttack
+from harness.suite import LoadedSuite
+from harness.threat import ThreatModel, check_eps_unit
+from harness.tomlfile import Where, validate
+
+
+def stable_hash(config: Any) -> str:
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A component as it will be built: registered factory, validated params, provenance."""
+
+    kind: str
+    label: str
+    factory: str
+    params: dict[str, Any]
+    plugin: str
+    version: str
+    threat: ThreatModel | None = None  # attacks only
+    minimum_norm: bool = False  # attacks only
+
+    def config(self) -> dict[str, Any]:
+        out = {"factory": self.factory, "params": self.params, "plugin": self.plugin,
+               "version": self.version}
+        if self.threat is not None:
+            out["threat"] = self.threat.model_dump()
+        return out
+
+
+@dataclass(frozen=True)
+class ResolvedRecipe:
+    label: str
+    recipe: Recipe
+    defense: Resolved
+    attack: Resolved | None
+
+    def config(self) -> dict[str, Any]:
+        settings = self.recipe.model_dump(
+            mode="json", exclude={"description", "defense", "defense_params", "attack"})
+        return {"settings": settings, "defense": self.defense.config(),
+                "attack": self.attack.config() if self.attack else None}
+
+
+@dataclass(frozen=True)
+class TrainCell:
+    dataset: Resolved
+    architecture: Resolved
+    recipe: ResolvedRecipe
+    seed: int
+
+    def config(self) -> dict[str, Any]:
+        return {"dataset": self.dataset.config(), "architecture": self.architecture.config(),
+                "recipe": self.recipe.config(), "seed": self.seed, "versions": engine_versions()}
+
+    @cached_property
+    def hash(self) -> str:
+        return stable_hash(self.config())
+
+    @property
+    def labels(self) -> dict[str, Any]:
+        return {"dataset": self.dataset.label, "architecture": self.architecture.label,
+                "recipe": self.recipe.label, "seed": self.seed}
+
+    def describe(self) -> str:
+        return (f"train {self.dataset.label} / {self.architecture.label} / "
+                f"{self.recipe.label} / seed {self.seed}")
+
+
+@dataclass(frozen=True)
+class EvalCell:
+    train: TrainCell
+    attack: Resolved
+    max_examples: int | None
+    batch_size: int
+
+    def config(self) -> dict[str, Any]:
+        return {"train": self.train.hash, "attack": self.attack.config(),
+                "max_examples": self.max_examples, "batch_size": self.batch_size,
+                "versions": engine_versions()}
+
+    @cached_property
+    def hash(self) -> str:
+        return stable_hash(self.config())
+
+    def describe(self) -> str:
+        return f"attack {self.attack.label} on {self.train.describe()[6:]}"
+
+
+@dataclass
+class Plan:
+    suite: LoadedSuite
+    train_cells: list[TrainCell] = field(default_factory=list)
+    eval_cells: list[EvalCell] = field(default_factory=list)
+    attack_labels: list[str] = field(default_factory=list)
+
+    def evals_of(self, cell: TrainCell) -> list[EvalCell]:
+        return [e for e in self.eval_cells if e.train.hash == cell.hash]
+
+
+def engine_versions() -> dict[str, str]:
+    return {"harness": __version__, "torch": torch.__version__.split("+")[0]}
+
+
+# --- resolution ---------------------------------------------------------------------------------
+
+
+def resolve_component(components: Components, kind: str, ref: ComponentRef, where: Where
+                      ) -> Resolved:
+    preset = components.catalogue.get(kind, ref.name)
+    factory = preset.spec.factory if preset else ref.name
+    entry = components.entry(kind, factory, where.child("name"))
+    params = components.validated_params(
+        entry, {**preset_params(preset), **ref.params}, where.child("params"))
+    return Resolved(kind, ref.label or ref.name, factory, params, entry.plugin, entry.version)
+
+
+def resolve_attacks(components: Components, ref: AttackRef | TrainAttack, where: Where
+                    ) -> list[Resolved]:
+    """One resolved attack per eps value (a list of eps gives a robustness curve)."""
+    preset = components.catalogue.get("attacks", ref.name)
+    base = resolve_component(components, "attacks", ComponentRef(
+        name=ref.name, params=ref.params, label=getattr(ref, "label", None)), where)
+    entry = components.attacks.get(base.factory)
+    norm = ref.norm or (preset.spec.norm if preset else None)
+    if norm is None:
+        if len(entry.norms) != 1:
+            raise where.child("norm").error(
+                f"attack {entry.name!r} supports {', '.join(entry.norms)}; say which with norm = ...")
+        norm = entry.norms[0]
+    if norm not in entry.norms:
+        raise where.child("norm").error(
+            f"attack {entry.name!r} supports {', '.join(entry.norms)}, not {norm!r}")
+    eps_value = ref.eps if ref.eps is not None else (preset.spec.eps if preset else None)
+    if eps_value is None:
+        raise where.child("eps").error(f"attack {ref.name!r} needs a budget; add eps = ...")
+    eps_list = eps_value if isinstance(eps_value, list) else [eps_value]
+    if not eps_list:
+        raise where.child("eps").error("eps list is empty; give at least one value")
+    curve = isinstance(eps_value, list) and len(eps_list) > 1
+    resolved = []
+    for eps in eps_list:
+        if eps < 0:
+            raise where.child("eps").error(f"eps must be >= 0, got {eps:g}")
+        label = f"{base.label}@{eps:g}" if curve else base.label
+        resolved.append(Resolved("attacks", label, base.factory, base.params, base.plugin,
+                                 base.version, ThreatModel(norm=norm, eps=eps),
+                                 entry.minimum_norm))
+    return resolved
+
+
+def resolve_recipe_spec(components: Components, recipe: Recipe, where: Where,
+                        label: str = "") -> ResolvedRecipe:
+    defense_entry = components.entry("defenses", recipe.defense, where.child("defense"))
+    defense_params = components.validated_params(
+        defense_entry, recipe.defense_params, where.child("defense_params"))
+    defense = Resolved("defenses", recipe.defense, recipe.defense, defense_params,
+                       defense_entry.plugin, defense_entry.version)
+    attack = None
+    if defense_entry.needs_attack:
+        if recipe.attack is None:
+            raise where.child("attack").error(
+                f"defense {recipe.defense!r} trains against an attack; add attack = "
+                "{ name = \"pgd\", norm = \"linf\", eps = 0.1, params = { steps = 7 } }")
+        attack = resolve_attacks(components, recipe.attack, where.child("attack"))
+        if len(attack) != 1:
+            raise where.child("attack", "eps").error("a training attack takes one eps, not a list")
+        attack = attack[0]
+    elif recipe.attack is not None:
+        raise where.child("attack").error(
+            f"defense {recipe.defense!r} does not use a training attack; remove attack")
+    return ResolvedRecipe(label, recipe, defense, attack)
+
+
+def resolve_recipe(components: Components, ref: RecipeRef, where: Where) -> ResolvedRecipe:
+    preset = components.catalogue.get("recipes", ref.name)
+    overrides = dict(ref.model_extra or {})
+    if preset is None and "defense" not in overrides:
+        unknown = UnknownNameError("recipe", ref.name, components.catalogue.names("recipes"))
+        raise where.child("name").error(str(unknown))
+    base = preset.spec.model_dump(exclude_unset=True) if preset else {}
+    recipe = validate(Recipe, {**base, **overrides}, where)
+    return resolve_recipe_spec(components, recipe, where, ref.label or ref.name)
+
+
+def _unique_labels(items: list[Any], where: Where) -> None:
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item.label in seen:
+            raise where.child(i).error(
+                f"label {item.label!r} is used twice (also at index {seen[item.label]}); "
+                "give one of them label = \"...\"")
+        seen[item.label] = i
+
+
+def build_plan(components: Components, loaded: LoadedSuite) -> Plan:
+    suite, where = loaded.suite, Where(str(loaded.path))
+    datasets = [resolve_component(components, "datasets", ref, where.child("datasets", i))
+                for i, ref in enumerate(suite.datasets)]
+    archs = [resolve_component(components, "architectures", ref, where.child("architectures", i))
+             for i, ref in enumerate(suite.architectures)]
+    recipes = [resolve_recipe(components, ref, where.child("recipes", i))
+               for i, ref in enumerate(suite.recipes)]
+    attacks: list[Resolved] = []
+    attack_where: list[Where] = []
+    for i, ref in enumerate(suite.attacks):
+        found = resolve_attacks(components, ref, where.child("attacks", i))
+        attacks += found
+        attack_where += [where.child("attacks", i)] * len(found)
+    for kind, items in (("datasets", datasets), ("architectures", archs), ("recipes", recipes),
+                        ("attacks", attacks)):
+        _unique_labels(items, where.child(kind))
+    for dataset in datasets:
+        shape = dataset_shape(components, dataset)
+        for attack, at in zip(attacks, attack_where, strict=True):
+            _check_budget_unit(attack.threat, shape, at, dataset.label)
+        for r_index, recipe in enumerate(recipes):
+            if recipe.attack is not None:
+                _check_budget_unit(recipe.attack.threat, shape,
+                                   where.child("recipes", r_index, "attack"), dataset.label)
+    plan = Plan(loaded, attack_labels=[a.label for a in attacks])
+    for dataset in datasets:
+        for arch in archs:
+            for recipe in recipes:
+                for seed in suite.seeds:
+                    cell = TrainCell(dataset, arch, recipe, seed)
+                    plan.train_cells.append(cell)
+                    plan.eval_cells += [
+                        EvalCell(cell, attack, suite.evaluation.max_examples,
+                                 suite.evaluation.batch_size) for attack in attacks]
+    return plan
+
+
+def dataset_shape(components: Components, dataset: Resolved) -> tuple[int, ...]:
+    """The input shape a dataset will have: its params may set it (``params.input_shape``)."""
+    entry = components.datasets.get(dataset.factory)
+    return tuple(getattr(entry.make_params(dataset.params), "input_shape", entry.input_shape))
+
+
+def _check_budget_unit(threat: ThreatModel | None, shape: tuple[int, ...], where: Where,
+                       dataset: str) -> None:
+    if threat is None:
+        return
+    problem = check_eps_unit(threat.norm, threat.eps, shape)
+    if problem:
+        raise where.child("eps").error(f"{problem} (dataset {dataset!r})")

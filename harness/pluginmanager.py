@@ -1,0 +1,140 @@
+"""Build the pluggy manager: built-in plugin folder, entry points, extra folders, blocks."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pluggy
+
+from harness import hookspecs, paths
+from harness.errors import PluginError
+
+ENTRY_POINT_GROUP = "robust_harness"
+ENV_DISABLE_AUTOLOAD = "HARNESS_DISABLE_PLUGIN_AUTOLOAD"
+ENV_BLOCK = "HARNESS_BLOCK_PLUGINS"
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """Where a loaded plugin came from, for ``harness plugins`` and provenance."""
+
+    name: str
+    source: str  # "builtin", "directory" or "entry-point"
+    location: str
+    version: str
+    hooks: tuple[str, ...]
+
+
+def load_module_from_path(path: Path) -> ModuleType:
+    """Import one plugin file by path, under a module name unique to its folder."""
+    path = path.resolve()
+    digest = hashlib.sha1(str(path.parent).encode()).hexdigest()[:8]
+    module_name = f"_harness_plugin_{digest}_{path.stem}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"{path}: cannot be imported as a plugin module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise PluginError(f"{path}: plugin failed to import: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def plugin_files(directory: Path) -> list[Path]:
+    """The plugin modules of a folder: every ``*.py`` not starting with an underscore."""
+    if not directory.is_dir():
+        raise PluginError(
+            f"plugin directory {directory} does not exist; check the path "
+            "(relative paths in a suite are relative to the suite file)"
+        )
+    return sorted(p for p in directory.glob("*.py") if not p.name.startswith("_"))
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+class HarnessPluginManager(pluggy.PluginManager):
+    """A pluggy manager that remembers where each plugin came from."""
+
+    def __init__(self) -> None:
+        super().__init__(hookspecs.PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+
+    def add_plugin(self, module: ModuleType, name: str, source: str, location: str,
+                   version: str = "0") -> None:
+        if self.is_blocked(name):
+            return
+        if name in self.infos:
+            raise PluginError(
+                f"two plugins are named {name!r}: {self.infos[name].location} and {location}; "
+                "rename one of the files"
+            )
+        version = str(getattr(module, "__version__", version))
+        self.register(module, name=name)
+        hooks = tuple(sorted(
+            caller.name for caller in self.get_hookcallers(module) or []
+        ))
+        self.infos[name] = PluginInfo(name, source, location, version, hooks)
+
+    def load_directory(self, directory: Path, source: str = "directory") -> None:
+        for path in plugin_files(directory):
+            if self.is_blocked(path.stem):
+                continue
+            module = load_module_from_path(path)
+            self.add_plugin(module, path.stem, source, str(path))
+
+    def load_entry_points(self) -> None:
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if self.is_blocked(ep.name):
+                continue
+            try:
+                module = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"entry point {ep.name!r} ({ep.value}) of group {ENTRY_POINT_GROUP!r} failed "
+                    f"to load: {type(exc).__name__}: {exc}; uninstall it or block it with "
+                    f"{ENV_BLOCK}={ep.name}"
+                ) from exc
+            dist = ep.dist
+            version = dist.version if dist is not None else "0"
+            location = f"{dist.name if dist else '?'} {version} ({ep.value})"
+            self.add_plugin(module, ep.name, "entry-point", location, version)
+
+
+def build_plugin_manager(
+    plugin_dirs: Iterable[Path] = (),
+    blocked: Iterable[str] = (),
+    autoload: bool | None = None,
+) -> HarnessPluginManager:
+    """Built-ins, then entry points (unless disabled), then extra folders; blocks apply to all.
+
+    ``autoload=None`` reads the environment: ``HARNESS_DISABLE_PLUGIN_AUTOLOAD=1`` skips entry
+    points; ``HARNESS_BLOCK_PLUGINS=a,b`` blocks plugins by name.
+    """
+    pm = HarnessPluginManager()
+    for name in [*_env_list(ENV_BLOCK), *blocked]:
+        pm.set_blocked(name)
+    pm.load_directory(paths.builtin_plugins_dir(), source="builtin")
+    if autoload is None:
+        autoload = os.environ.get(ENV_DISABLE_AUTOLOAD, "").lower() not in ("1", "true", "yes")
+    if autoload:
+        pm.load_entry_points()
+    for directory in plugin_dirs:
+        pm.load_directory(Path(directory))
+    pm.check_pending()
+    return pm

@@ -1,0 +1,157 @@
+"""The cross-attack matrix, rebuilt from the database alone: terminal table, Markdown, CSV, PNG.
+
+Rows are (architecture, training recipe) — with the dataset when a suite has several — and
+columns are clean accuracy, each attack's robust accuracy and the worst case over all attacks,
+computed per example. Seeds are averaged.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import mean
+
+import numpy as np
+
+from harness.errors import UserError
+from harness.store import Store, unpack_bools
+
+WORST = "worst case"
+
+
+@dataclass
+class Matrix:
+    run_id: int
+    suite: str
+    row_keys: list[str]
+    columns: list[str]
+    rows: list[tuple[tuple[str, ...], list[float | None], int]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def header(self) -> list[str]:
+        return [*self.row_keys, "seeds", *self.columns]
+
+    def formatted_rows(self) -> list[list[str]]:
+        return [[*key, str(seeds), *(f"{100 * v:.1f}" if v is not None else "—" for v in values)]
+                for key, values, seeds in self.rows]
+
+
+def _cell_values(store: Store, plan: dict, cell: dict) -> list[float | None]:
+    """Clean, each attack and the worst case for one train cell (None where missing/failed)."""
+    clean = store.clean(cell["hash"], plan["max_examples"])
+    values: list[float | None] = [None if clean is None else float(clean.mean())]
+    worst = None if clean is None else clean.copy()
+    by_label = {e["attack"]: e["hash"] for e in plan["eval_cells"] if e["train"] == cell["hash"]}
+    for label in plan["attack_labels"]:
+        row = store.eval_cell(by_label[label])
+        if row is None or row["status"] != "done":
+            values.append(None)
+            worst = None
+            continue
+        robust = unpack_bools(row["robust"])
+        values.append(float(robust.mean()))
+        worst = None if worst is None else worst & robust
+    if plan["attack_labels"]:
+        values.append(None if worst is None else float(worst.mean()))
+    return values
+
+
+def build_matrix(store: Store, run_id: int | None = None) -> Matrix:
+    run = store.run(run_id)
+    if run is None:
+        raise UserError(f"{store.db_path}: no run {run_id if run_id is not None else ''} found; "
+                        "list runs with 'harness report --list'")
+    plan = json.loads(run["plan_json"])
+    cells = plan["train_cells"]
+    several_datasets = len({c["labels"]["dataset"] for c in cells}) > 1
+    row_keys = (["dataset"] if several_datasets else []) + ["architecture", "recipe"]
+    columns = ["clean", *plan["attack_labels"], *([WORST] if plan["attack_labels"] else [])]
+    matrix = Matrix(int(run["id"]), run["suite_name"], row_keys, columns)
+    groups: dict[tuple[str, ...], list[list[float | None]]] = {}
+    for cell in cells:
+        key = tuple(str(cell["labels"][k]) for k in row_keys)
+        groups.setdefault(key, []).append(_cell_values(store, plan, cell))
+    for key, per_seed in groups.items():
+        averaged = [None if any(v is None for v in col) else mean(col)  # type: ignore[arg-type]
+                    for col in zip(*per_seed, strict=True)]
+        matrix.rows.append((key, averaged, len(per_seed)))
+    for table in ("train_cells", "eval_cells"):
+        hashes = [c["hash"] for c in plan[table]]
+        marks = ",".join("?" * len(hashes))
+        for row in store.conn.execute(
+                f"SELECT * FROM {table} WHERE status='failed' AND hash IN ({marks})", hashes):
+            what = row["attack_label"] if table == "eval_cells" else json.loads(
+                row["labels_json"])
+            matrix.failures.append(f"{what}: {row['error']}")
+    return matrix
+
+
+def markdown_table(matrix: Matrix) -> str:
+    header = matrix.header()
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i < len(matrix.row_keys) else "---:"
+                            for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in matrix.formatted_rows()]
+    return "\n".join(lines)
+
+
+def render_markdown(matrix: Matrix, store: Store) -> str:
+    run = store.run(matrix.run_id)
+    env = json.loads(run["environment_json"])
+    lines = [
+        f"# {matrix.suite}: cross-attack matrix (run {matrix.run_id})", "",
+        "Accuracy in % on the evaluation examples: clean, robust accuracy under each attack "
+        "(every attack runs on every clean-correct example), and the worst case over all "
+        "attacks per example. Seeds are averaged; — marks a missing or failed cell.", "",
+        markdown_table(matrix), "",
+        f"Suite file: `{run['suite_path']}`; status: {run['status']}; "
+        f"harness {env.get('harness')}, torch {env.get('torch')}, "
+        f"torchattacks {env.get('torchattacks', '?')}.",
+    ]
+    if matrix.failures:
+        lines += ["", "## Failed cells", ""] + [f"- {f}" for f in matrix.failures]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(matrix: Matrix, path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(matrix.header())
+        for key, values, seeds in matrix.rows:
+            writer.writerow([*key, seeds, *("" if v is None else f"{v:.6f}" for v in values)])
+
+
+def write_heatmap(matrix: Matrix, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = np.array([[np.nan if v is None else 100 * v for v in values]
+                     for _, values, _ in matrix.rows], dtype=float)
+    labels = [" / ".join(key) for key, _, _ in matrix.rows]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(matrix.columns), 1.2 + 0.5 * len(labels)))
+    image = ax.imshow(data, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=30, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    for (i, j), value in np.ndenumerate(data):
+        text = "—" if np.isnan(value) else f"{value:.1f}"
+        ax.text(j, i, text, ha="center", va="center",
+                color="white" if np.isnan(value) or value < 60 else "black", fontsize=9)
+    ax.set_title(f"{matrix.suite}: accuracy (%) by training and attack")
+    fig.colorbar(image, ax=ax, label="accuracy (%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(store: Store, run_id: int | None, out_dir: Path) -> tuple[Matrix, list[Path]]:
+    matrix = build_matrix(store, run_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "report.md", out_dir / "matrix.csv", out_dir / "matrix.png"]
+    written[0].write_text(render_markdown(matrix, store), encoding="utf-8")
+    write_csv(matrix, written[1])
+    write_heatmap(matrix, written[2])
+    return matrix, written

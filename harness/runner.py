@@ -1,0 +1,171 @@
+"""Execute a plan cell by cell: skip what the store has, train, evaluate, record every outcome.
+
+A failing cell (an exception, a NaN loss, an attack breaking its threat model) is recorded with
+its error and the run goes on; a user error (a dataset whose files are missing) stops it.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from harness.components import Components
+from harness.contracts import LoadedDataset
+from harness.data import as_tensors, to_device
+from harness.errors import UserError
+from harness.evaluate import clean_correct, run_attack
+from harness.plan import EvalCell, Plan, Resolved, TrainCell
+from harness.store import Store
+from harness.train import build_attack, build_model, load_checkpoint, save_checkpoint, train
+
+EVAL_MODE = "per-attack"
+
+
+@dataclass
+class RunSummary:
+    run_id: int
+    computed: int = 0
+    cached: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def plan_record(plan: Plan) -> dict[str, Any]:
+    """What the report needs to rebuild the matrix from the database alone."""
+    return {
+        "suite": plan.suite.name,
+        "attack_labels": plan.attack_labels,
+        "train_cells": [{"hash": c.hash, "labels": c.labels} for c in plan.train_cells],
+        "eval_cells": [{"hash": e.hash, "train": e.train.hash, "attack": e.attack.label,
+                        "threat": e.attack.threat.model_dump() if e.attack.threat else None}
+                       for e in plan.eval_cells],
+        "max_examples": plan.suite.suite.evaluation.max_examples,
+    }
+
+
+def describe_error(exc: BaseException) -> str:
+    """The exception and the innermost frame it came from: enough to find the bug."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" (at {Path(frame[0].filename).name}:{frame[0].lineno})" if frame else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+class Runner:
+    def __init__(self, components: Components, store: Store, device: torch.device,
+                 data_root: Path) -> None:
+        self.components, self.store, self.device, self.data_root = (
+            components, store, device, data_root)
+        self._datasets: dict[str, LoadedDataset] = {}
+
+    def dataset(self, resolved: Resolved) -> LoadedDataset:
+        key = repr((resolved.factory, sorted(resolved.params.items())))
+        if key not in self._datasets:
+            entry = self.components.datasets.get(resolved.factory)
+            loaded = entry.factory(entry.make_params(resolved.params), self.data_root)
+            self._datasets[key] = LoadedDataset(to_device(loaded.train, self.device),
+                                                loaded.test, loaded.info)
+        return self._datasets[key]
+
+    def execute(self, plan: Plan) -> RunSummary:
+        summary = RunSummary(self.store.start_run(plan.suite.name, plan.suite.path,
+                                                  plan_record(plan)))
+        status = "interrupted"
+        try:
+            cells = tqdm(plan.train_cells, desc="cells", unit="cell", disable=None)
+            for cell in cells:
+                self.run_cell(plan, cell, summary)
+            status = "done" if summary.ok else "failed"
+        except UserError:
+            status = "aborted"
+            raise
+        finally:
+            self.store.finish_run(summary.run_id, status)
+        return summary
+
+    def _note(self, summary: RunSummary, kind: str, cell_hash: str, outcome: str,
+              failure: str | None = None) -> None:
+        self.store.note_cell(summary.run_id, kind, cell_hash, outcome)
+        if outcome == "cached":
+            summary.cached += 1
+        elif outcome == "computed":
+            summary.computed += 1
+        if failure:
+            summary.failures.append(failure)
+
+    def run_cell(self, plan: Plan, cell: TrainCell, summary: RunSummary) -> None:
+        max_examples = plan.suite.suite.evaluation.max_examples
+        batch_size = plan.suite.suite.evaluation.batch_size
+        evals = plan.evals_of(cell)
+        pending = [e for e in evals if self._eval_done(e) is False]
+        for e in evals:
+            if e not in pending:
+                self._note(summary, "eval", e.hash, "cached")
+        finished = self.store.finished_train_cell(cell.hash)
+        if finished is not None and not pending and \
+                self.store.clean(cell.hash, max_examples) is not None:
+            self._note(summary, "train", cell.hash, "cached")
+            return
+        try:
+            data = self.dataset(cell.dataset)
+            model = self._trained_model(cell, data, finished, summary)
+        except UserError:
+            raise
+        except Exception as exc:
+            error = describe_error(exc)
+            self.store.record_train(cell.hash, cell.config(), cell.labels, status="failed",
+                                    error=error)
+            self._note(summary, "train", cell.hash, "failed", f"{cell.describe()}: {error}")
+            for e in pending:
+                self._note(summary, "eval", e.hash, "skipped")
+            return
+        x, y = (t.to(self.device) for t in as_tensors(data.test, max_examples))
+        correct = clean_correct(model, x, y, batch_size)
+        self.store.record_clean(cell.hash, max_examples, correct.cpu())
+        for e in tqdm(pending, desc="attacks", leave=False, unit="attack", disable=None):
+            self._evaluate(e, model, x, y, correct, summary)
+
+    def _eval_done(self, e: EvalCell) -> bool:
+        row = self.store.eval_cell(e.hash)
+        return row is not None and row["status"] == "done"
+
+    def _trained_model(self, cell: TrainCell, data: LoadedDataset, finished, summary
+                       ) -> torch.nn.Module:
+        if finished is not None:
+            model = build_model(self.components, cell.architecture, data, self.device)
+            self._note(summary, "train", cell.hash, "cached")
+            return load_checkpoint(model, Path(finished["checkpoint"]))
+        result = train(self.components, cell, data, self.device)
+        checkpoint = self.store.checkpoint_path(cell.hash)
+        save_checkpoint(result.model, checkpoint)
+        self.store.record_train(cell.hash, cell.config(), cell.labels, status="done",
+                                checkpoint=checkpoint, history=result.history,
+                                seconds=result.seconds)
+        self._note(summary, "train", cell.hash, "computed")
+        return result.model
+
+    def _evaluate(self, e: EvalCell, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                  correct: torch.Tensor, summary: RunSummary) -> None:
+        seed = int(e.hash[:8], 16)
+        try:
+            attack = build_attack(self.components, e.attack)
+            outcome = run_attack(model, attack, x, y, correct, e.batch_size, seed)
+        except UserError:
+            raise
+        except Exception as exc:
+            error = describe_error(exc)
+            self.store.record_eval(e.hash, e.train.hash, e.config(), e.attack.label,
+                                   status="failed", mode=EVAL_MODE, error=error)
+            self._note(summary, "eval", e.hash, "failed", f"{e.describe()}: {error}")
+            return
+        self.store.record_eval(e.hash, e.train.hash, e.config(), e.attack.label, status="done",
+                               mode=EVAL_MODE, robust=outcome.robust, norms=outcome.norms,
+                               seconds=outcome.seconds)
+        self._note(summary, "eval", e.hash, "computed")

@@ -1,0 +1,237 @@
+"""The results database (SQLite, WAL) and the checkpoint folder; what makes runs resumable.
+
+Cells are keyed by their content hash. A cell's row is written in one transaction once it has
+finished (or failed), after its checkpoint is on disk, so a kill at any moment loses at most
+the cell in progress and never leaves a half-written result.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    suite_name TEXT NOT NULL,
+    suite_path TEXT NOT NULL,
+    suite_text TEXT NOT NULL,
+    plan_json TEXT NOT NULL,
+    environment_json TEXT NOT NULL,
+    started REAL NOT NULL,
+    finished REAL,
+    status TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS train_cells (
+    hash TEXT PRIMARY KEY,
+    config_json TEXT NOT NULL,
+    labels_json TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    checkpoint TEXT,
+    history_json TEXT,
+    seconds REAL,
+    finished REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS clean_results (
+    train_hash TEXT NOT NULL,
+    max_examples INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    accuracy REAL NOT NULL,
+    correct BLOB NOT NULL,
+    PRIMARY KEY (train_hash, max_examples)
+);
+CREATE TABLE IF NOT EXISTS eval_cells (
+    hash TEXT PRIMARY KEY,
+    train_hash TEXT NOT NULL,
+    config_json TEXT NOT NULL,
+    attack_label TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    mode TEXT NOT NULL,
+    n INTEGER,
+    robust_accuracy REAL,
+    robust BLOB,
+    norms BLOB,
+    seconds REAL,
+    finished REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS run_cells (
+    run_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    PRIMARY KEY (run_id, kind, hash)
+);
+"""
+
+#: max_examples is part of a primary key, where NULL would never match itself.
+ALL_EXAMPLES = -1
+
+
+def pack_bools(values: torch.Tensor) -> bytes:
+    return np.asarray(values.cpu().numpy(), dtype=np.uint8).tobytes()
+
+
+def unpack_bools(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype=np.uint8).astype(bool)
+
+
+def environment() -> dict[str, Any]:
+    """What a reader of the results needs to know about where they were computed."""
+    from harness import __version__
+
+    env: dict[str, Any] = {
+        "harness": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
+        "platform": platform.platform(), "cuda": torch.cuda.is_available(),
+        "threads": torch.get_num_threads(),
+    }
+    for package in ("torchattacks", "numpy", "scikit-learn"):
+        try:
+            from importlib.metadata import version
+
+            env[package] = version(package)
+        except Exception:
+            continue
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+    return env
+
+
+@dataclass
+class Store:
+    """One output folder: ``results.db`` plus ``checkpoints/<train-hash>.safetensors``."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.db_path = self.root / "results.db"
+        self.conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(SCHEMA)
+        found = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if found is None:
+            self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def checkpoint_path(self, train_hash: str) -> Path:
+        return self.root / "checkpoints" / f"{train_hash}.safetensors"
+
+    # --- runs ---
+
+    def start_run(self, suite_name: str, suite_path: Path, plan: dict[str, Any]) -> int:
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO runs (suite_name, suite_path, suite_text, plan_json, "
+                "environment_json, started, status) VALUES (?, ?, ?, ?, ?, ?, 'running')",
+                (suite_name, str(suite_path), suite_path.read_text(encoding="utf-8"),
+                 json.dumps(plan), json.dumps(environment()), time.time()))
+            return int(cursor.lastrowid)
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE runs SET finished=?, status=? WHERE id=?",
+                         (time.time(), status, run_id))
+
+    def run(self, run_id: int | None = None) -> sqlite3.Row | None:
+        if run_id is None:
+            return self.conn.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        return self.conn.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+
+    def runs(self) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM runs ORDER BY id").fetchall()
+
+    def note_cell(self, run_id: int, kind: str, cell_hash: str, outcome: str) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO run_cells VALUES (?, ?, ?, ?)",
+                         (run_id, kind, cell_hash, outcome))
+
+    def run_outcomes(self, run_id: int) -> dict[str, int]:
+        rows = self.conn.execute(
+            "SELECT outcome, COUNT(*) AS n FROM run_cells WHERE run_id=? GROUP BY outcome",
+            (run_id,)).fetchall()
+        return {row["outcome"]: row["n"] for row in rows}
+
+    # --- train cells ---
+
+    def train_cell(self, cell_hash: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM train_cells WHERE hash=?",
+                                 (cell_hash,)).fetchone()
+
+    def finished_train_cell(self, cell_hash: str) -> sqlite3.Row | None:
+        """The cell's row if it finished and its checkpoint is still on disk."""
+        row = self.train_cell(cell_hash)
+        if row is None or row["status"] != "done" or not Path(row["checkpoint"]).exists():
+            return None
+        return row
+
+    def record_train(self, cell_hash: str, config: dict[str, Any], labels: dict[str, Any], *,
+                     status: str, error: str | None = None, checkpoint: Path | None = None,
+                     history: list[dict[str, Any]] | None = None, seconds: float = 0.0) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO train_cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (cell_hash, json.dumps(config), json.dumps(labels), status, error,
+                 str(checkpoint) if checkpoint else None, json.dumps(history or []), seconds,
+                 time.time()))
+
+    # --- clean pass and attacks ---
+
+    def clean(self, train_hash: str, max_examples: int | None) -> np.ndarray | None:
+        row = self.conn.execute(
+            "SELECT correct FROM clean_results WHERE train_hash=? AND max_examples=?",
+            (train_hash, ALL_EXAMPLES if max_examples is None else max_examples)).fetchone()
+        return None if row is None else unpack_bools(row["correct"])
+
+    def record_clean(self, train_hash: str, max_examples: int | None,
+                     correct: torch.Tensor) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO clean_results VALUES (?, ?, ?, ?, ?)",
+                         (train_hash, ALL_EXAMPLES if max_examples is None else max_examples,
+                          len(correct), float(correct.float().mean()), pack_bools(correct)))
+
+    def eval_cell(self, cell_hash: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM eval_cells WHERE hash=?", (cell_hash,)).fetchone()
+
+    def record_eval(self, cell_hash: str, train_hash: str, config: dict[str, Any],
+                    attack_label: str, *, status: str, mode: str, error: str | None = None,
+                    robust: torch.Tensor | None = None, norms: torch.Tensor | None = None,
+                    seconds: float = 0.0) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO eval_cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (cell_hash, train_hash, json.dumps(config), attack_label, status, error, mode,
+                 None if robust is None else len(robust),
+                 None if robust is None else float(robust.float().mean()),
+                 None if robust is None else pack_bools(robust),
+                 None if norms is None else norms.double().numpy().tobytes(),
+                 seconds, time.time()))

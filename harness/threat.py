@@ -1,0 +1,119 @@
+"""Threat models, eps parsing ("8/255") and the engine-side budget check every attack batch passes."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+import torch
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+from harness.errors import ContractViolation
+
+Norm = Literal["linf", "l2", "l1", "l0"]
+NORM_ORDER: dict[str, float] = {"linf": math.inf, "l2": 2.0, "l1": 1.0, "l0": 0.0}
+
+#: Relative and absolute slack of the budget check: float32 projections land a hair above eps.
+REL_TOL = 1e-6
+ABS_TOL = 1e-7
+
+
+def parse_eps(value: object) -> float:
+    """Accept eps as the user writes it: 0.1, 1, "8/255", "0.5"."""
+    if isinstance(value, bool):
+        raise ValueError("eps must be a number or a fraction such as \"8/255\", not a boolean")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            numerator, _, denominator = value.replace(" ", "").partition("/")
+            return float(numerator) / float(denominator or 1)
+        except (ValueError, ZeroDivisionError):
+            raise ValueError(
+                f"eps {value!r} is not a number or a fraction such as \"8/255\""
+            ) from None
+    raise ValueError(f"eps must be a number or a fraction such as \"8/255\", got {value!r}")
+
+
+Eps = Annotated[float, BeforeValidator(parse_eps)]
+
+
+class ThreatModel(BaseModel):
+    """Where an attack may move an input: an Lp ball of radius eps around it, inside [0,1]."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    norm: Norm
+    eps: Eps
+
+    def describe(self) -> str:
+        return f"{self.norm} eps={self.eps:.6g}"
+
+
+def check_eps_unit(norm: str, eps: float, input_shape: tuple[int, ...]) -> str | None:
+    """Why eps cannot be meant for inputs in [0,1] of this shape, or None when it is plausible."""
+    dims = math.prod(input_shape)
+    if eps < 0 or not math.isfinite(eps):
+        return f"eps must be a finite number >= 0, got {eps:g}"
+    if norm == "linf" and eps > 1:
+        return (
+            f"eps = {eps:g} exceeds the whole [0,1] pixel range of a linf attack; "
+            f"write it in [0,1] units, e.g. \"{eps:g}/255\""
+        )
+    if norm == "l2" and eps > math.sqrt(dims):
+        return (
+            f"eps = {eps:g} exceeds the l2 diameter of the [0,1] input space "
+            f"({math.sqrt(dims):.3g} for inputs of shape {tuple(input_shape)})"
+        )
+    if norm in ("l1", "l0") and eps > dims:
+        return f"eps = {eps:g} exceeds the {dims} input dimensions of shape {tuple(input_shape)}"
+    return None
+
+
+def perturbation_norms(x: torch.Tensor, x_adv: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-example ‖x_adv − x‖_p, computed in float64 so the check is not fooled by rounding."""
+    delta = (x_adv.detach().double() - x.detach().double()).flatten(1)
+    if norm == "l0":
+        return (delta != 0).sum(dim=1).double()
+    return torch.linalg.vector_norm(delta, ord=NORM_ORDER[norm], dim=1)
+
+
+def within_budget(norms: torch.Tensor, eps: float) -> torch.Tensor:
+    """Which perturbation norms lie inside eps, with the float tolerance of the budget check."""
+    return norms <= eps * (1 + REL_TOL) + ABS_TOL
+
+
+def check_adversarial_batch(
+    x: torch.Tensor, x_adv: torch.Tensor, threat: ThreatModel, *, bounded: bool = True
+) -> torch.Tensor:
+    """Raise ContractViolation unless x_adv is a valid answer; return the per-example norms.
+
+    Checked: same shape and dtype, finite, inside [0,1], and (for bounded attacks) within eps
+    up to a tiny float tolerance. Minimum-norm attacks pass ``bounded=False``: their examples
+    beyond eps are legitimate outputs that the scorer counts as not broken.
+    """
+    if not isinstance(x_adv, torch.Tensor):
+        raise ContractViolation(f"attack returned {type(x_adv).__name__}, expected a torch.Tensor")
+    if x_adv.shape != x.shape or x_adv.dtype != x.dtype:
+        raise ContractViolation(
+            f"attack returned shape {tuple(x_adv.shape)} {x_adv.dtype}, "
+            f"expected {tuple(x.shape)} {x.dtype}"
+        )
+    finite = torch.isfinite(x_adv).flatten(1).all(dim=1)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ContractViolation(f"attack returned non-finite values for {bad} example(s)")
+    low, high = float(x_adv.min()), float(x_adv.max())
+    if low < 0.0 or high > 1.0:
+        raise ContractViolation(
+            f"attack left the input range [0,1]: values span [{low:.6g}, {high:.6g}]"
+        )
+    norms = perturbation_norms(x, x_adv, threat.norm)
+    if bounded:
+        over = ~within_budget(norms, threat.eps)
+        if bool(over.any()):
+            raise ContractViolation(
+                f"attack exceeded its budget ({threat.describe()}): {int(over.sum())} example(s) "
+                f"up to {float(norms.max()):.6g}"
+            )
+    return norms
