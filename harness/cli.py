@@ -112,7 +112,9 @@ def run(suite: Path, output: Path | None, device: str | None, data_root: Path, d
     click.echo(f"\n{summary.computed} cells computed, {summary.cached} reused from the store; "
                f"wrote {', '.join(str(p) for p in [store.db_path, *written])}")
     if not summary.ok:
-        click.echo(f"\n{len(summary.failures)} cell(s) failed:", err=True)
+        skipped = f" ({summary.skipped} eval cells skipped: their training failed)" \
+            if summary.skipped else ""
+        click.echo(f"\n{len(summary.failures)} cell(s) failed{skipped}:", err=True)
         for failure in summary.failures:
             click.echo(f"  {failure}", err=True)
         sys.exit(1)

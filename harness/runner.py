@@ -31,6 +31,7 @@ class RunSummary:
     run_id: int
     computed: int = 0
     cached: int = 0
+    skipped: int = 0
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -97,6 +98,8 @@ class Runner:
             summary.cached += 1
         elif outcome == "computed":
             summary.computed += 1
+        elif outcome == "skipped":
+            summary.skipped += 1
         if failure:
             summary.failures.append(failure)
 
@@ -104,7 +107,7 @@ class Runner:
         max_examples = plan.suite.suite.evaluation.max_examples
         batch_size = plan.suite.suite.evaluation.batch_size
         evals = plan.evals_of(cell)
-        pending = [e for e in evals if self._eval_done(e) is False]
+        pending = [e for e in evals if not self._eval_done(e)]
         for e in evals:
             if e not in pending:
                 self._note(summary, "eval", e.hash, "cached")

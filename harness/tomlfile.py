@@ -80,7 +80,9 @@ def describe_validation_error(
     error: ValidationError, where: Where, model: type[BaseModel] | None = None
 ) -> str:
     """The first error of a pydantic ValidationError as 'file: key.path: message. fix'."""
-    first = error.errors()[0]
+    errors = error.errors()
+    # An unknown key usually explains a "missing" one (a typo), so report it first.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     inner = [p for p in first["loc"] if not _is_union_tag(p)]
     source, path = where.source, key_path([*where.loc, *inner])
     if first["type"] == "extra_forbidden":

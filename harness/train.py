@@ -81,7 +81,7 @@ def train(components: Components, cell: TrainCell, data: LoadedDataset, device: 
             optimizer.zero_grad(set_to_none=True)
             loss = defense.loss(model, x, y)
             if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss is {float(loss)} at epoch {epoch + 1}; lower lr "
+                raise TrainingDiverged(f"loss is {float(loss.detach())} at epoch {epoch + 1}; lower lr "
                                        "or add grad_clip to the recipe")
             loss.backward()
             if recipe.grad_clip is not None:

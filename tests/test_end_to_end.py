@@ -1,0 +1,143 @@
+"""A tiny suite end to end through the CLI: train, attack, report, then reuse everything."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import cli
+
+SUITE = """
+name = "tiny"
+seeds = [0]
+datasets = [{ name = "digits" }]
+architectures = [
+    { name = "small-cnn", params = { channels = 4, hidden = 16 } },
+    { name = "resnet18", params = { width = 4 } },
+]
+recipes = [
+    { name = "standard-digits", epochs = 2 },
+    { name = "pgd-at-linf-0.1-digits", epochs = 2, attack = { name = "pgd", eps = 0.1, params = { steps = 2 } } },
+]
+attacks = [
+    "fgsm-linf-0.1",
+    { name = "pgd", eps = 0.1, params = { steps = 3 } },
+    { name = "pgdl2", eps = 1.0, params = { steps = 3 } },
+]
+
+[evaluation]
+max_examples = 64
+"""
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    suite = root / "tiny.toml"
+    suite.write_text(SUITE)
+    out = root / "out"
+    result = CliRunner().invoke(cli, ["run", str(suite), "--output", str(out)])
+    return suite, out, result
+
+
+def test_run_prints_the_matrix_and_writes_files(finished_run):
+    _, out, result = finished_run
+    assert result.exit_code == 0, result.output
+    assert "| architecture | recipe | seeds | clean | fgsm-linf-0.1 | pgd | pgdl2 | worst case |" in (
+        result.output)
+    for name in ("results.db", "report.md", "matrix.csv", "matrix.png"):
+        assert (out / name).stat().st_size > 0
+    assert len(list((out / "checkpoints").glob("*.safetensors"))) == 4
+    rows = list(csv.DictReader((out / "matrix.csv").open()))
+    assert [(r["architecture"], r["recipe"]) for r in rows] == [
+        ("small-cnn", "standard-digits"), ("small-cnn", "pgd-at-linf-0.1-digits"),
+        ("resnet18", "standard-digits"), ("resnet18", "pgd-at-linf-0.1-digits")]
+    for r in rows:
+        clean, worst = float(r["clean"]), float(r["worst case"])
+        attacks = [float(r[a]) for a in ("fgsm-linf-0.1", "pgd", "pgdl2")]
+        assert 0 <= worst <= min(attacks) <= max(attacks) <= clean <= 1
+
+
+def test_worst_case_is_the_per_example_minimum(finished_run):
+    _, out, _ = finished_run
+    db = sqlite3.connect(out / "results.db")
+    by_train: dict[str, list[bytes]] = {}
+    for train_hash, robust in db.execute("SELECT train_hash, robust FROM eval_cells"):
+        by_train.setdefault(train_hash, []).append(robust)
+    assert len(by_train) == 4 and all(len(v) == 3 for v in by_train.values())
+    rows = list(csv.DictReader((out / "matrix.csv").open()))
+    worst = sorted(float(r["worst case"]) for r in rows)
+    expected = sorted(
+        sum(all(blob[i] for blob in blobs) for i in range(64)) / 64 for blobs in by_train.values())
+    assert worst == pytest.approx(expected)
+
+
+def test_second_run_reuses_every_cell(finished_run):
+    suite, out, _ = finished_run
+    db = sqlite3.connect(out / "results.db")
+    before = db.execute("SELECT hash, finished FROM eval_cells ORDER BY hash").fetchall()
+    result = CliRunner().invoke(cli, ["run", str(suite), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "0 cells computed, 16 reused from the store" in result.output
+    assert db.execute("SELECT hash, finished FROM eval_cells ORDER BY hash").fetchall() == before
+    assert db.execute("SELECT COUNT(*) FROM train_cells").fetchone()[0] == 4
+
+
+def test_report_rerenders_from_the_database(finished_run):
+    _, out, run_result = finished_run
+    (out / "report.md").unlink()
+    result = CliRunner().invoke(cli, ["report", str(out), "--run", "1"])
+    assert result.exit_code == 0, result.output
+    table = run_result.output.split("\n\n")[0].strip().splitlines()[-4:]
+    for line in table:
+        assert line in (out / "report.md").read_text()
+
+
+FAULTY_PLUGIN = '''
+import torch
+from harness import hookimpl
+
+def overshoot(params, threat):
+    return lambda model, x, y: (x + 2 * threat.eps).clamp(0, 1)
+
+class Diverging:
+    def loss(self, model, x, y):
+        return model(x).sum() * float("nan")
+
+@hookimpl
+def harness_register_attacks(registry):
+    registry.add("overshoot", overshoot, norms=["linf"])
+
+@hookimpl
+def harness_register_defenses(registry):
+    registry.add("diverging", lambda params, attack: Diverging())
+'''
+
+
+def test_failing_cells_are_recorded_and_the_run_goes_on(tmp_path: Path):
+    (tmp_path / "faulty").mkdir()
+    (tmp_path / "faulty" / "faulty.py").write_text(FAULTY_PLUGIN)
+    suite = tmp_path / "faulty.toml"
+    suite.write_text(textwrap.dedent("""
+        plugins = ["faulty"]
+        datasets = [{ name = "synthetic", params = { train_size = 64, test_size = 32 } }]
+        architectures = [{ name = "small-cnn", params = { channels = 2, hidden = 8 } }]
+        recipes = [{ name = "ok", defense = "standard", epochs = 1, batch_size = 32 },
+                   { name = "nan", defense = "diverging", epochs = 1 }]
+        attacks = [{ name = "overshoot", eps = 0.1 }, { name = "fgsm", eps = 0.1 }]
+    """))
+    result = CliRunner().invoke(cli, ["run", str(suite), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "2 cell(s) failed (2 eval cells skipped: their training failed)" in result.output
+    assert "attack exceeded its budget (linf eps=0.1)" in result.output
+    assert "TrainingDiverged: loss is nan at epoch 1" in result.output
+    db = sqlite3.connect(tmp_path / "out" / "results.db")
+    statuses = dict(db.execute("SELECT attack_label, status FROM eval_cells"))
+    assert statuses == {"overshoot": "failed", "fgsm": "done"}
+    assert db.execute("SELECT status FROM runs").fetchone()[0] == "failed"
