@@ -66,11 +66,14 @@ class Runner:
             components, store, device, data_root)
         self._datasets: dict[str, LoadedDataset] = {}
 
-    def dataset(self, resolved: Resolved) -> LoadedDataset:
+    def dataset(self, resolved: Resolved, plan: Plan) -> LoadedDataset:
         key = repr((resolved.factory, sorted(resolved.params.items())))
         if key not in self._datasets:
             entry = self.components.datasets.get(resolved.factory)
-            loaded = entry.factory(entry.make_params(resolved.params), self.data_root)
+            try:
+                loaded = entry.factory(entry.make_params(resolved.params), self.data_root)
+            except UserError as exc:
+                raise UserError(f"{plan.suite.path}: datasets ({resolved.label}): {exc}") from None
             self._datasets[key] = LoadedDataset(to_device(loaded.train, self.device),
                                                 loaded.test, loaded.info)
         return self._datasets[key]
@@ -117,7 +120,7 @@ class Runner:
             self._note(summary, "train", cell.hash, "cached")
             return
         try:
-            data = self.dataset(cell.dataset)
+            data = self.dataset(cell.dataset, plan)
             model = self._trained_model(cell, data, finished, summary)
         except UserError:
             raise
