@@ -38,6 +38,7 @@ class Catalogue:
 
     def load_file(self, path: Path) -> None:
         data = read_toml(path, what="catalogue file")
+        _reject_dotted_names(data, path)
         parsed = validate(CatalogueFile, data, Where(str(path)))
         for kind in KINDS:
             for name, spec in getattr(parsed, kind).items():
@@ -57,6 +58,18 @@ class Catalogue:
 
     def items(self, kind: str) -> Iterable[Preset]:
         return (self.presets[kind][n] for n in self.names(kind))
+
+
+def _reject_dotted_names(data: dict[str, Any], path: Path) -> None:
+    """[attacks.pgd-0.1] makes a table "pgd-0" holding "1": say to quote the name instead."""
+    for kind in KINDS:
+        for name, value in data.get(kind, {}).items():
+            if isinstance(value, dict) and value and \
+                    all(isinstance(v, dict) for v in value.values()) and "params" not in value:
+                inner = next(iter(value))
+                raise UserError(
+                    f"{path}: {kind}.{name}: a preset name containing a dot must be quoted: "
+                    f"write [{kind}.\"{name}.{inner}\"]")
 
 
 def load_catalogue(extra_files: Iterable[Path] = ()) -> Catalogue:

@@ -228,5 +228,13 @@ def report(output: Path | None, run_id: int | None, list_runs: bool) -> None:
     click.echo(f"\nwrote {', '.join(str(p) for p in written)}")
 
 
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of suite files (for editor completion and validation)."""
+    from harness.suite import Suite
+
+    click.echo(json.dumps(Suite.model_json_schema(), indent=2))
+
+
 def main() -> None:
     cli(prog_name="harness")

@@ -59,15 +59,20 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
+def _dataset_key(resolved: Resolved) -> str:
+    return repr((resolved.factory, sorted(resolved.params.items())))
+
+
 class Runner:
     def __init__(self, components: Components, store: Store, device: torch.device,
                  data_root: Path) -> None:
         self.components, self.store, self.device, self.data_root = (
             components, store, device, data_root)
         self._datasets: dict[str, LoadedDataset] = {}
+        self._eval_data: dict[tuple[str, int | None], tuple[torch.Tensor, torch.Tensor]] = {}
 
     def dataset(self, resolved: Resolved, plan: Plan) -> LoadedDataset:
-        key = repr((resolved.factory, sorted(resolved.params.items())))
+        key = _dataset_key(resolved)
         if key not in self._datasets:
             entry = self.components.datasets.get(resolved.factory)
             try:
@@ -77,6 +82,15 @@ class Runner:
             self._datasets[key] = LoadedDataset(to_device(loaded.train, self.device),
                                                 loaded.test, loaded.info)
         return self._datasets[key]
+
+    def eval_data(self, resolved: Resolved, data: LoadedDataset, max_examples: int | None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``max_examples`` test examples on the device, gathered once per dataset."""
+        key = (_dataset_key(resolved), max_examples)
+        if key not in self._eval_data:
+            x, y = as_tensors(data.test, max_examples)
+            self._eval_data[key] = (x.to(self.device), y.to(self.device))
+        return self._eval_data[key]
 
     def execute(self, plan: Plan) -> RunSummary:
         summary = RunSummary(self.store.start_run(plan.suite.name, plan.suite.path,
@@ -132,7 +146,7 @@ class Runner:
             for e in pending:
                 self._note(summary, "eval", e.hash, "skipped")
             return
-        x, y = (t.to(self.device) for t in as_tensors(data.test, max_examples))
+        x, y = self.eval_data(cell.dataset, data, max_examples)
         correct = clean_correct(model, x, y, batch_size)
         self.store.record_clean(cell.hash, max_examples, correct.cpu())
         for e in tqdm(pending, desc="attacks", leave=False, unit="attack", disable=None):

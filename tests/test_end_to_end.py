@@ -48,8 +48,8 @@ def finished_run(tmp_path_factory):
 def test_run_prints_the_matrix_and_writes_files(finished_run):
     _, out, result = finished_run
     assert result.exit_code == 0, result.output
-    assert "| architecture | recipe | seeds | clean | fgsm-linf-0.1 | pgd | pgdl2 | worst case |" in (
-        result.output)
+    header = "| architecture | recipe | seeds | clean | fgsm-linf-0.1 | pgd | pgdl2 | worst case |"
+    assert header in result.output
     for name in ("results.db", "report.md", "matrix.csv", "matrix.png"):
         assert (out / name).stat().st_size > 0
     assert len(list((out / "checkpoints").glob("*.safetensors"))) == 4
