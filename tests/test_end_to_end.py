@@ -20,10 +20,6 @@ architectures = [
     { name = "small-cnn", params = { channels = 4, hidden = 16 } },
     { name = "resnet18", params = { width = 4 } },
 ]
-recipes = [
-    { name = "standard-digits", epochs = 2 },
-    { name = "pgd-at-linf-0.1-digits", epochs = 2, attack = { name = "pgd", eps = 0.1, params = { steps = 2 } } },
-]
 attacks = [
     "fgsm-linf-0.1",
     { name = "pgd", eps = 0.1, params = { steps = 3 } },
@@ -32,6 +28,15 @@ attacks = [
 
 [evaluation]
 max_examples = 64
+
+[[recipes]]
+name = "standard-digits"
+epochs = 2
+
+[[recipes]]
+name = "pgd-at-linf-0.1-digits"
+epochs = 2
+attack = { name = "pgd", eps = 0.1, params = { steps = 2 } }
 """
 
 
