@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-REPO = Path(__file__).resolve().parents[1]
-
 #: The smallest valid suite over the built-ins: 1 train cell, 1 eval cell.
 MINIMAL_SUITE = """\
 datasets = ["digits"]

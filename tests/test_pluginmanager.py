@@ -5,9 +5,9 @@ import types
 
 import pytest
 
-from harness import hookimpl
+from harness import hookimpl, paths
 from harness.components import load_components
-from harness.errors import PluginError
+from harness.errors import PluginError, UserError
 from harness.pluginmanager import ENTRY_POINT_GROUP, build_plugin_manager
 
 BUILTINS = {
@@ -133,6 +133,22 @@ def test_blocking_resolves_a_collision(plugin_dir):
     components = load_components([folder], blocked=["alpha"], autoload=False)
     assert components.attacks.get("twin").plugin == "beta"
     assert "alpha" not in components.pm.infos
+
+
+def test_blocking_a_builtin_the_catalogue_needs_is_a_user_error():
+    with pytest.raises(UserError) as info:
+        load_components(blocked=["cnns"], autoload=False)
+    assert str(info.value).startswith(
+        f"{paths.builtin_registries_dir() / 'architectures.toml'}: architectures.resnet18-digits."
+        "factory: unknown architecture 'resnet18'.")
+
+
+@pytest.mark.xfail(strict=True, reason="blocking the built-in 'defenses' plugin crashes with "
+                   "KeyError: 'defenses' (Components.entry asks the catalogue for defense presets) "
+                   "while validating the built-in recipes")
+def test_blocking_builtin_defenses_is_a_user_error():
+    with pytest.raises(UserError, match=r"recipes\.\S+\.defense: unknown defense '(pgd-at|standard)'"):
+        load_components(blocked=["defenses"], autoload=False)
 
 
 def test_same_file_name_in_two_folders(plugin_dir):

@@ -182,12 +182,14 @@ def test_golden_error(validate, text, message):
     assert_user_error(validate(text), message)
 
 
-def test_missing_suite_file(validate, run_cli):
+def test_missing_suite_file(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert_user_error(run_cli("validate", "nope.toml"),
                       "nope.toml: suite file not found; check the path")
 
 
-def test_suite_path_is_a_directory(validate, run_cli, tmp_path):
+def test_suite_path_is_a_directory(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "suites").mkdir()
     assert_user_error(run_cli("validate", "suites"), "suites: suite file is not a file")
 
@@ -230,13 +232,14 @@ def test_unknown_defense(validate):
 @pytest.mark.xfail(strict=True, reason="tomlfile._is_union_tag drops user keys that start with "
                    "an uppercase letter or are 'str'/'int'/'float' from the error location, then "
                    "describe_validation_error indexes inner[-1] of an empty list: IndexError")
-@pytest.mark.parametrize("extra", ['Seeds = [1]\n', 'str = 1\n',
-                                   'attacks = [{ name = "pgd", eps = 0.1, params = { Steps = 5 } }]\n'])
-def test_unknown_key_that_looks_like_a_type_name(validate, extra):
-    text = DATASETS + ARCHS + RECIPES + extra
-    result = validate(text)
+@pytest.mark.parametrize(("extra", "key"), [
+    ('Seeds = [1]\n', "Seeds"),
+    ('str = 1\n', "str"),
+    ('attacks = [{ name = "pgd", eps = 0.1, params = { Steps = 5 } }]\n', "Steps"),
+])
+def test_unknown_key_that_looks_like_a_type_name(validate, extra, key):
+    result = validate(DATASETS + ARCHS + RECIPES + extra)
     assert result.exit_code == 2
-    key = re.search(r"(\w+) =", extra.split("params")[-1]).group(1)
     assert f"unknown key {key!r}" in result.stderr
 
 
@@ -257,8 +260,9 @@ def test_eps_list_with_a_bad_string_entry(validate):
 def test_duplicate_label_index_after_eps_list(validate):
     attacks = 'attacks = [{ name = "pgd", eps = [0.05, 0.1] }, "fgsm-linf-0.1", "fgsm-linf-0.1"]\n'
     result = validate(DATASETS + ARCHS + RECIPES + attacks)
-    assert_user_error(result, "suite.toml: attacks[2]: label 'fgsm-linf-0.1' is used twice (also "
-                              "at index 1); give one of them label = \"...\"")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: suite.toml: attacks[2]: label 'fgsm-linf-0.1' is used twice")
+    assert "index 1" in result.stderr
 
 
 # --- the real command line ---------------------------------------------------------------------------
