@@ -97,6 +97,7 @@ class Result:
     seconds: float
     robust: torch.Tensor
     correct: torch.Tensor
+    other_load: float | None = None  # CPUs kept busy by other processes during the run
 
     @property
     def accuracy(self) -> float:
@@ -259,14 +260,15 @@ def breakdown(components: Components, setup: Setup, config: Config, attack_batch
     finally:
         for p in params:
             p.grad = None
-    pieces.append(("(reference) one PGD attack batch, direct", attack_batch_seconds))
+    pieces.append(("(reference) direct evaluation time per attack batch", attack_batch_seconds))
     return pieces
 
 
 def fmt_seconds(seconds: float) -> str:
-    if seconds >= 1:
+    size = abs(seconds)
+    if size >= 1:
         return f"{seconds:.3f} s"
-    if seconds >= 1e-3:
+    if size >= 1e-3:
         return f"{seconds * 1e3:.3f} ms"
     return f"{seconds * 1e6:.1f} µs"
 
@@ -274,6 +276,7 @@ def fmt_seconds(seconds: float) -> str:
 def run_config(components: Components, config: Config, setup: Setup) -> float:
     """Time both methods, print the comparison and the breakdown; return the ratio."""
     model, x, y, bs = setup.model, setup.x, setup.y, config.batch_size
+    cpus = os.cpu_count() or 1
     print(f"\n== {config.name}: {config.description}")
     print(f"   PGD-{config.steps} linf eps={config.eps:.6g} step={config.alpha:.6g} "
           f"random start, batch {bs}, {len(y)} examples, {config.repeats} repeat(s), seed "
@@ -289,17 +292,28 @@ def run_config(components: Components, config: Config, setup: Setup) -> float:
     for repeat in range(config.repeats):
         order = list(methods) if repeat % 2 == 0 else list(reversed(methods))
         for name in order:
-            runs[name].append(methods[name]())
+            runs[name].append(measured(methods[name]))
     correct = runs["direct"][0].correct
     n_correct = int(correct.sum())
     batches = -(-n_correct // bs)
     print(f"   clean accuracy {float(correct.float().mean()):.4f} ({n_correct}/{len(y)} "
           f"clean-correct, {batches} attack batch(es))")
-    print(f"   {'method':<8} {'min s':>9} {'median s':>9} {'max s':>9} {'robust acc':>11}")
+    print(f"   {'method':<8} {'min s':>9} {'median s':>9} {'max s':>9} {'robust acc':>11} "
+          f"{'other load':>11}")
     for name, results in runs.items():
         times = [r.seconds for r in results]
+        best = min(results, key=lambda r: r.seconds)
+        load = "n/a" if best.other_load is None else f"{best.other_load:.2f} CPUs"
         print(f"   {name:<8} {min(times):9.3f} {statistics.median(times):9.3f} {max(times):9.3f} "
-              f"{results[0].accuracy:11.4f}")
+              f"{results[0].accuracy:11.4f} {load:>11}")
+    loads = [r.other_load for results in runs.values() for r in results if r.other_load is not None]
+    if loads:
+        print(f"   other processes during timed runs: {min(loads):.2f}-{max(loads):.2f} CPUs busy"
+              " (the 'other load' column is for each method's fastest run)")
+        best_loads = [min(rs, key=lambda r: r.seconds).other_load or 0.0 for rs in runs.values()]
+        if max(best_loads) > 0.1 and max(best_loads) + torch.get_num_threads() > cpus + 0.1:
+            print("   WARNING: a fastest run shared the CPUs with other processes; the ratio is "
+                  "not reliable, rerun on an idle machine or with more repeats")
     t_harness = min(r.seconds for r in runs["harness"])
     t_direct = min(r.seconds for r in runs["direct"])
     ratio = t_harness / t_direct
@@ -318,23 +332,33 @@ def run_config(components: Components, config: Config, setup: Setup) -> float:
     return ratio
 
 
-def busy_cpus(window: float = 0.5) -> float | None:
-    """How many CPUs other processes kept busy over ``window`` seconds (Linux /proc/stat)."""
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as stat:
-            fields = [int(v) for v in stat.readline().split()[1:]]
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-        return sum(fields[:8]), idle
-
+def system_busy_seconds() -> float | None:
+    """CPU seconds all processes have spent busy since boot (Linux /proc/stat), or None."""
     try:
-        total0, idle0 = sample()
-        time.sleep(window)
-        total1, idle1 = sample()
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:8]]
+        return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
     except (OSError, ValueError, IndexError):
         return None
-    cpus = os.cpu_count() or 1
-    return cpus * (1 - (idle1 - idle0) / max(total1 - total0, 1))
+
+
+def busy_cpus(window: float = 0.5) -> float | None:
+    """How many CPUs other processes kept busy while this one slept for ``window`` seconds."""
+    before = system_busy_seconds()
+    time.sleep(window)
+    after = system_busy_seconds()
+    return None if before is None or after is None else (after - before) / window
+
+
+def measured(run: Callable[[], Result]) -> Result:
+    """Run one timed evaluation and note how many CPUs other processes used meanwhile."""
+    busy, own = system_busy_seconds(), time.process_time()
+    result = run()
+    busy_after, own_after = system_busy_seconds(), time.process_time()
+    if busy is not None and busy_after is not None:
+        others = (busy_after - busy) - (own_after - own)
+        result.other_load = max(0.0, others / result.seconds)
+    return result
 
 
 def report_load(when: str, threads: int) -> None:
@@ -363,7 +387,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed repeats per method for digits (default 10, --quick 3)")
     parser.add_argument("--resnet-repeats", type=int, default=None,
-                        help="timed repeats per method for resnet (default 2, --quick 1)")
+                        help="timed repeats per method for resnet (default 3, --quick 1)")
     parser.add_argument("--threads", type=int, default=cpus or 1,
                         help=f"torch intra-op threads (default: all available CPUs, {cpus})")
     parser.add_argument("--only", choices=["digits", "resnet"], default=None,
@@ -381,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     digits_repeats = args.repeats or (3 if args.quick else 10)
-    resnet_repeats = args.resnet_repeats or (1 if args.quick else 2)
+    resnet_repeats = args.resnet_repeats or (1 if args.quick else 3)
     started = time.perf_counter()
     print("robust-harness evaluation benchmark: harness path vs direct torchattacks.PGD")
     print(f"python {sys.version.split()[0]}, torch {torch.__version__}, torchattacks "
@@ -391,19 +415,21 @@ def main(argv: list[str] | None = None) -> int:
     report_load("at start", args.threads)
     components = load_components()
     configs: list[tuple[Config, Callable[[Config], Setup]]] = []
+    # Step sizes are given as plain absolute numbers: the one spelling every version of the
+    # pgd plugin's step-size parameter accepts; resolve_pgd checks the resolved alpha.
     if args.only in (None, "digits"):
         config = Config(
             "digits", "small-cnn on scikit-learn digits (8×8, 360 test examples)",
             eps=0.1, alpha=0.1 / 8, steps=20, batch_size=128, repeats=digits_repeats,
             attack_ref=AttackRef(name="pgd", norm="linf", eps=0.1,
-                                 params={"steps": 20, "rel_step_size": 0.125}))
+                                 params={"steps": 20, "step_size": 0.1 / 8}))
         configs.append((config, lambda c: setup_digits(components, c, args.epochs)))
     if args.only in (None, "resnet"):
         config = Config(
             "resnet", "resnet18 width 64 on synthetic 3×32×32 (64 examples, 10 classes)",
             eps=8 / 255, alpha=2 / 255, steps=10, batch_size=64, repeats=resnet_repeats,
             attack_ref=AttackRef(name="pgd", norm="linf", eps="8/255",
-                                 params={"steps": 10, "step_size": "2/255"}))
+                                 params={"steps": 10, "step_size": 2 / 255}))
         configs.append((config, lambda c: setup_resnet(components, c, 64)))
     ratios = {config.name: run_config(components, config, make(config))
               for config, make in configs}

@@ -9,7 +9,7 @@ from harness.contracts import Attack, DataInfo, Defense, LoadedDataset
 from harness.errors import ContractViolation, PluginError, UserError
 from harness.hookspecs import hookimpl
 from harness.nn import Normalize, normalized
-from harness.threat import ThreatModel, parse_eps
+from harness.threat import StepSize, ThreatModel, parse_eps
 
 __all__ = [
     "Attack",
@@ -19,6 +19,7 @@ __all__ = [
     "LoadedDataset",
     "Normalize",
     "PluginError",
+    "StepSize",
     "ThreatModel",
     "UserError",
     "__version__",

@@ -25,6 +25,7 @@ class Preset:
     kind: str
     spec: BaseModel
     source: Path
+    builtin: bool = False
 
     @property
     def description(self) -> str:
@@ -36,7 +37,7 @@ class Catalogue:
     presets: dict[str, dict[str, Preset]] = field(
         default_factory=lambda: {kind: {} for kind in KINDS})
 
-    def load_file(self, path: Path) -> None:
+    def load_file(self, path: Path, builtin: bool = False) -> None:
         data = read_toml(path, what="catalogue file")
         _reject_dotted_names(data, path)
         parsed = validate(CatalogueFile, data, Where(str(path)))
@@ -48,16 +49,19 @@ class Catalogue:
                         f"{path}: {kind}.{name}: preset already defined in {existing.source}; "
                         "rename one of them"
                     )
-                self.presets[kind][name] = Preset(name, kind, spec, path)
+                self.presets[kind][name] = Preset(name, kind, spec, path, builtin)
 
     def get(self, kind: str, name: str) -> Preset | None:
-        return self.presets[kind].get(name)
+        return self.presets.get(kind, {}).get(name)
 
     def names(self, kind: str) -> list[str]:
-        return sorted(self.presets[kind])
+        return sorted(self.presets.get(kind, {}))
 
     def items(self, kind: str) -> Iterable[Preset]:
         return (self.presets[kind][n] for n in self.names(kind))
+
+    def drop(self, kind: str, name: str) -> None:
+        del self.presets[kind][name]
 
 
 def _reject_dotted_names(data: dict[str, Any], path: Path) -> None:
@@ -76,7 +80,7 @@ def load_catalogue(extra_files: Iterable[Path] = ()) -> Catalogue:
     """The built-in ``registries/*.toml`` files, then the user's own, in order."""
     catalogue = Catalogue()
     for path in sorted(paths.builtin_registries_dir().glob("*.toml")):
-        catalogue.load_file(path)
+        catalogue.load_file(path, builtin=True)
     for path in extra_files:
         catalogue.load_file(Path(path))
     return catalogue

@@ -35,9 +35,13 @@ def _components(plugins_dirs, catalogues, blocked, suite=None):
 
     dirs, files = list(plugins_dirs), list(catalogues)
     if suite is not None:
-        dirs += [suite.relative(p) for p in suite.suite.plugins]
-        files += [suite.relative(c) for c in suite.suite.catalogues]
-    return load_components(dirs, files, blocked)
+        dirs += suite.existing_paths("plugins", is_dir=True)
+        files += suite.existing_paths("catalogues", is_dir=False)
+    components = load_components(dirs, files, blocked)
+    for name in components.pm.unmatched_blocks():
+        click.echo(f"warning: blocked plugin {name!r} matched no plugin; check the name "
+                   "('harness plugins' lists them)", err=True)
+    return components
 
 
 def _plan(suite_path: Path, plugins_dirs, catalogues, blocked):
@@ -47,6 +51,14 @@ def _plan(suite_path: Path, plugins_dirs, catalogues, blocked):
     suite = load_suite(suite_path)
     components = _components(plugins_dirs, catalogues, blocked, suite)
     return components, build_plan(components, suite)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def cells_summary(plan) -> str:
+    return f"{plural(len(plan.train_cells), 'train cell')}, {plural(len(plan.eval_cells), 'eval cell')}"
 
 
 class HarnessGroup(click.Group):
@@ -72,8 +84,7 @@ def cli() -> None:
 def validate(suite: Path, plugins_dirs, catalogues, blocked) -> None:
     """Check SUITE (names, parameters, budgets) without running anything."""
     _, plan = _plan(suite, plugins_dirs, catalogues, blocked)
-    click.echo(f"{suite}: ok — {len(plan.train_cells)} train cells, "
-               f"{len(plan.eval_cells)} eval cells")
+    click.echo(f"{suite}: ok — {cells_summary(plan)}")
 
 
 @cli.command()
@@ -100,8 +111,8 @@ def run(suite: Path, output: Path | None, device: str | None, data_root: Path, d
 
     chosen = resolve_device(device or plan.suite.suite.device)
     store = Store(output)
-    click.echo(f"{plan.suite.name}: {len(plan.train_cells)} train cells, "
-               f"{len(plan.eval_cells)} eval cells on {describe(chosen)} → {output}", err=True)
+    click.echo(f"{plan.suite.name}: {cells_summary(plan)} on {describe(chosen)} → {output}",
+               err=True)
     try:
         summary = Runner(components, store, chosen, data_root).execute(plan)
     except KeyboardInterrupt:
@@ -136,7 +147,7 @@ def _print_plan(plan, output: Path) -> None:
         for e in plan.evals_of(cell):
             click.echo(f"  {e.hash}  {state('eval', e.hash):4}  {e.attack.label} "
                        f"({e.attack.threat.describe()})")
-    click.echo(f"{len(plan.train_cells)} train cells, {len(plan.eval_cells)} eval cells")
+    click.echo(cells_summary(plan))
 
 
 @cli.command(name="list")

@@ -53,12 +53,13 @@ class Components:
     def defenses(self) -> Registry[DefenseEntry]:
         return self.registries["defenses"]
 
-    def entry(self, kind: str, factory: str, where: Where) -> Entry:
+    def entry(self, kind: str, factory: str, where: Where, presets_allowed: bool = True) -> Entry:
         """The registered factory, or a user error naming where it was asked for."""
         try:
             return self.registries[kind].get(factory)
         except UnknownNameError as exc:
-            choices = sorted({*exc.choices, *self.catalogue.names(kind)})
+            presets = self.catalogue.names(kind) if presets_allowed else []
+            choices = sorted({*exc.choices, *presets})
             raise where.error(str(UnknownNameError(exc.kind, exc.name, choices))) from None
 
     def validated_params(self, entry: Entry, values: dict[str, Any], where: Where) -> dict[str, Any]:
@@ -104,20 +105,33 @@ def load_components(
 
 
 def validate_catalogue(components: Components) -> None:
-    """Every preset names a registered factory with valid parameters (checked at load)."""
+    """Every preset names a registered factory with valid parameters (checked at load).
+
+    Built-in presets whose plugin is blocked or absent are dropped rather than reported: the
+    user chose not to load that plugin. A user catalogue's presets must all resolve.
+    """
     from harness.plan import resolve_recipe_spec  # the recipe resolver lives with the planner
 
     catalogue = components.catalogue
     for kind in ("datasets", "architectures", "attacks"):
-        for preset in catalogue.items(kind):
+        for preset in list(catalogue.items(kind)):
+            if preset.builtin and preset.spec.factory not in components.registries[kind]:
+                catalogue.drop(kind, preset.name)
+                continue
             where = Where(str(preset.source), (kind, preset.name))
-            entry = components.entry(kind, preset.spec.factory, where.child("factory"))
+            entry = components.entry(kind, preset.spec.factory, where.child("factory"),
+                                     presets_allowed=False)
             components.validated_params(entry, preset.spec.params, where.child("params"))
             if kind == "attacks" and preset.spec.norm not in entry.norms:
                 raise where.child("norm").error(
                     f"attack {entry.name!r} supports {', '.join(entry.norms)}, "
                     f"not {preset.spec.norm!r}"
                 )
-    for preset in catalogue.items("recipes"):
-        resolve_recipe_spec(components, preset.spec, Where(str(preset.source),
-                                                           ("recipes", preset.name)))
+    for preset in list(catalogue.items("recipes")):
+        where = Where(str(preset.source), ("recipes", preset.name))
+        try:
+            resolve_recipe_spec(components, preset.spec, where)
+        except UserError:
+            if not preset.builtin:
+                raise
+            catalogue.drop("recipes", preset.name)

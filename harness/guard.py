@@ -30,14 +30,15 @@ class GuardedAttack:
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor
             ) -> tuple[torch.Tensor, torch.Tensor]:
         """(x_adv, per-example perturbation norms); raises ContractViolation on a bad batch."""
-        was_training = model.training
+        modes = [(module, module.training) for module in model.modules()]
         saved_grads = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
         model.eval()
         try:
             with torch.enable_grad():
                 x_adv = self.attack(model, x, y)
         finally:
-            model.train(was_training)
+            for module, training in modes:  # per module: a frozen BN stays in eval
+                module.training = training
             for p, grad in zip(model.parameters(), saved_grads, strict=True):
                 p.grad = grad
         x_adv = x_adv.detach() if isinstance(x_adv, torch.Tensor) else x_adv

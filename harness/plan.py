@@ -19,6 +19,7 @@ import torch
 from harness import __version__
 from harness.catalogue import preset_params
 from harness.components import Components
+from harness.errors import UserError
 from harness.registry import UnknownNameError
 from harness.specs import AttackRef, ComponentRef, Recipe, RecipeRef, TrainAttack
 from harness.suite import LoadedSuite
@@ -134,8 +135,14 @@ def resolve_component(components: Components, kind: str, ref: ComponentRef, wher
     preset = components.catalogue.get(kind, ref.name)
     factory = preset.spec.factory if preset else ref.name
     entry = components.entry(kind, factory, where.child("name"))
-    params = components.validated_params(
-        entry, {**preset_params(preset), **ref.params}, where.child("params"))
+    try:
+        params = components.validated_params(
+            entry, {**preset_params(preset), **ref.params}, where.child("params"))
+    except UserError as exc:
+        if preset is None or not preset_params(preset):
+            raise
+        raise UserError(f"{exc} (your params are merged over those of preset {ref.name!r} in "
+                        f"{preset.source.name}: {preset_params(preset)})") from None
     return Resolved(kind, ref.label or ref.name, factory, params, entry.plugin, entry.version)
 
 
@@ -159,14 +166,11 @@ def resolve_attacks(components: Components, ref: AttackRef | TrainAttack, where:
     if eps_value is None:
         raise where.child("eps").error(f"attack {ref.name!r} needs a budget; add eps = ...")
     eps_list = eps_value if isinstance(eps_value, list) else [eps_value]
-    if not eps_list:
-        raise where.child("eps").error("eps list is empty; give at least one value")
-    curve = isinstance(eps_value, list) and len(eps_list) > 1
     resolved = []
     for eps in eps_list:
         if eps < 0:
             raise where.child("eps").error(f"eps must be >= 0, got {eps:g}")
-        label = f"{base.label}@{eps:g}" if curve else base.label
+        label = f"{base.label}@{eps:g}" if len(eps_list) > 1 else base.label
         resolved.append(Resolved("attacks", label, base.factory, base.params, base.plugin,
                                  base.version, ThreatModel(norm=norm, eps=eps),
                                  entry.minimum_norm))
@@ -186,10 +190,7 @@ def resolve_recipe_spec(components: Components, recipe: Recipe, where: Where,
             raise where.child("attack").error(
                 f"defense {recipe.defense!r} trains against an attack; add attack = "
                 "{ name = \"pgd\", norm = \"linf\", eps = 0.1, params = { steps = 7 } }")
-        attack = resolve_attacks(components, recipe.attack, where.child("attack"))
-        if len(attack) != 1:
-            raise where.child("attack", "eps").error("a training attack takes one eps, not a list")
-        attack = attack[0]
+        attack = resolve_attacks(components, recipe.attack, where.child("attack"))[0]
     elif recipe.attack is not None:
         raise where.child("attack").error(
             f"defense {recipe.defense!r} does not use a training attack; remove attack")
@@ -207,14 +208,26 @@ def resolve_recipe(components: Components, ref: RecipeRef, where: Where) -> Reso
     return resolve_recipe_spec(components, recipe, where, ref.label or ref.name)
 
 
-def _unique_labels(items: list[Any], where: Where) -> None:
+def _unique_labels(labelled: list[tuple[str, int]], where: Where) -> None:
+    """Labels name matrix rows and columns, so two items may not share one."""
     seen: dict[str, int] = {}
-    for i, item in enumerate(items):
-        if item.label in seen:
-            raise where.child(i).error(
-                f"label {item.label!r} is used twice (also at index {seen[item.label]}); "
+    for label, index in labelled:
+        if label in seen and seen[label] != index:
+            raise where.child(index).error(
+                f"label {label!r} is used twice (also at index {seen[label]}); "
                 "give one of them label = \"...\"")
-        seen[item.label] = i
+        seen[label] = index
+
+
+def _no_duplicate_cells(cells: list[Any], what: str, where: Where) -> None:
+    """Two entries that resolve to the same configuration would be one cell computed twice."""
+    seen: dict[str, Any] = {}
+    for cell in cells:
+        if cell.hash in seen:
+            raise where.error(
+                f"{seen[cell.hash].describe()!r} and {cell.describe()!r} are the same {what} "
+                "(identical resolved configuration); remove one")
+        seen[cell.hash] = cell
 
 
 def build_plan(components: Components, loaded: LoadedSuite) -> Plan:
@@ -231,9 +244,10 @@ def build_plan(components: Components, loaded: LoadedSuite) -> Plan:
         found = resolve_attacks(components, ref, where.child("attacks", i))
         attacks += found
         attack_where += [where.child("attacks", i)] * len(found)
-    for kind, items in (("datasets", datasets), ("architectures", archs), ("recipes", recipes),
-                        ("attacks", attacks)):
-        _unique_labels(items, where.child(kind))
+    for kind, items in (("datasets", datasets), ("architectures", archs), ("recipes", recipes)):
+        _unique_labels([(item.label, i) for i, item in enumerate(items)], where.child(kind))
+    _unique_labels([(a.label, int(w.loc[-1])) for a, w in zip(attacks, attack_where, strict=True)],
+                   where.child("attacks"))
     for dataset in datasets:
         shape = dataset_shape(components, dataset)
         for attack, at in zip(attacks, attack_where, strict=True):
@@ -252,6 +266,9 @@ def build_plan(components: Components, loaded: LoadedSuite) -> Plan:
                     plan.eval_cells += [
                         EvalCell(cell, attack, suite.evaluation.max_examples,
                                  suite.evaluation.batch_size) for attack in attacks]
+    _no_duplicate_cells(plan.train_cells, "training run", where)
+    for cell in plan.train_cells[:1]:
+        _no_duplicate_cells(plan.evals_of(cell), "attack", where.child("attacks"))
     return plan
 
 

@@ -74,10 +74,27 @@ class HarnessPluginManager(pluggy.PluginManager):
         super().__init__(hookspecs.PROJECT)
         self.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
+        self.blocked_names: set[str] = set()
+        self.blocked_seen: set[str] = set()
+
+    def block(self, name: str) -> None:
+        self.blocked_names.add(name)
+        self.set_blocked(name)
+
+    def skip(self, name: str) -> bool:
+        """Whether ``name`` is blocked (and remember that the block matched something)."""
+        if self.is_blocked(name):
+            self.blocked_seen.add(name)
+            return True
+        return False
+
+    def unmatched_blocks(self) -> list[str]:
+        """Blocked names that matched no plugin: most likely typos."""
+        return sorted(self.blocked_names - self.blocked_seen)
 
     def add_plugin(self, module: ModuleType, name: str, source: str, location: str,
                    version: str = "0") -> None:
-        if self.is_blocked(name):
+        if self.skip(name):
             return
         if name in self.infos:
             raise PluginError(
@@ -93,14 +110,14 @@ class HarnessPluginManager(pluggy.PluginManager):
 
     def load_directory(self, directory: Path, source: str = "directory") -> None:
         for path in plugin_files(directory):
-            if self.is_blocked(path.stem):
+            if self.skip(path.stem):
                 continue
             module = load_module_from_path(path)
             self.add_plugin(module, path.stem, source, str(path))
 
     def load_entry_points(self) -> None:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if self.is_blocked(ep.name):
+            if self.skip(ep.name):
                 continue
             try:
                 module = ep.load()
@@ -128,7 +145,7 @@ def build_plugin_manager(
     """
     pm = HarnessPluginManager()
     for name in [*_env_list(ENV_BLOCK), *blocked]:
-        pm.set_blocked(name)
+        pm.block(name)
     pm.load_directory(paths.builtin_plugins_dir(), source="builtin")
     if autoload is None:
         autoload = os.environ.get(ENV_DISABLE_AUTOLOAD, "").lower() not in ("1", "true", "yes")

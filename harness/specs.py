@@ -10,7 +10,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from harness.threat import Eps, Norm
+from harness.threat import Eps, Norm, parse_eps
+
+
+def _eps_list(value: Any) -> Any:
+    """eps = 0.1 and eps = [0.1] mean the same; a list gives one attack per value."""
+    if not isinstance(value, list):
+        return [parse_eps(value)]
+    if not value:
+        raise ValueError("eps list is empty; give at least one value")
+    return value
 
 
 def _name_to_table(value: Any) -> Any:
@@ -34,7 +43,7 @@ class AttackRef(ComponentRef):
     """An attack reference; ``eps`` may be a list, which expands into one attack per value."""
 
     norm: Norm | None = None
-    eps: Eps | list[Eps] | None = None
+    eps: Annotated[list[Eps], BeforeValidator(_eps_list)] | None = None
 
 
 class RecipeRef(BaseModel):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.specs import AttackItem, ComponentItem, RecipeItem
 from harness.tomlfile import Where, read_toml, validate
@@ -36,12 +37,27 @@ class Suite(BaseModel):
     catalogues: list[str] = Field(
         default_factory=list, description="Extra catalogue TOML files, relative to the suite file.")
     seeds: list[int] = Field(default=[0], min_length=1)
-    device: str = Field(default="auto", pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$")
+    device: str = "auto"
     datasets: list[ComponentItem] = Field(min_length=1)
     architectures: list[ComponentItem] = Field(min_length=1)
     recipes: list[RecipeItem] = Field(min_length=1)
     attacks: list[AttackItem] = Field(default_factory=list)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+        if repeated:
+            raise ValueError(f"seed {repeated[0]} is listed twice; list each seed once")
+        return seeds
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+            raise ValueError(f"device {device!r} is not one of auto, cpu, mps, cuda, cuda:N")
+        return device
 
 
 class LoadedSuite(BaseModel):
@@ -57,6 +73,18 @@ class LoadedSuite(BaseModel):
     def relative(self, item: str) -> Path:
         candidate = Path(item).expanduser()
         return candidate if candidate.is_absolute() else (self.path.parent / candidate)
+
+    def existing_paths(self, key: str, is_dir: bool) -> list[Path]:
+        """The suite's ``plugins`` or ``catalogues`` entries, resolved; a missing one is an error."""
+        paths = []
+        for i, item in enumerate(getattr(self.suite, key)):
+            path = self.relative(item)
+            if not (path.is_dir() if is_dir else path.is_file()):
+                what = "plugin folder" if is_dir else "catalogue file"
+                raise Where(str(self.path), (key, i)).error(
+                    f"{what} {path} does not exist; paths are relative to the suite file")
+            paths.append(path)
+        return paths
 
 
 def load_suite(path: str | Path) -> LoadedSuite:

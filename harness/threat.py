@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Any, Literal
 
 import torch
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from harness.errors import ContractViolation
 
@@ -18,6 +19,17 @@ REL_TOL = 1e-6
 ABS_TOL = 1e-7
 
 
+def _product(text: str) -> float:
+    """Evaluate '0.8/255' or '2.5*1/10' left to right; ValueError if it is anything else."""
+    tokens = re.split(r"([*/])", text)
+    value = float(tokens[0])
+    for op, number in zip(tokens[1::2], tokens[2::2], strict=True):
+        value = value * float(number) if op == "*" else value / float(number)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
 def parse_eps(value: object) -> float:
     """Accept eps as the user writes it: 0.1, 1, "8/255", "0.5"."""
     if isinstance(value, bool):
@@ -25,9 +37,11 @@ def parse_eps(value: object) -> float:
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):
+        text = value.replace(" ", "")
         try:
-            numerator, _, denominator = value.replace(" ", "").partition("/")
-            return float(numerator) / float(denominator or 1)
+            if text.count("/") > 1 or "*" in text:
+                raise ValueError(text)
+            return _product(text)
         except (ValueError, ZeroDivisionError):
             raise ValueError(
                 f"eps {value!r} is not a number or a fraction such as \"8/255\""
@@ -36,6 +50,43 @@ def parse_eps(value: object) -> float:
 
 
 Eps = Annotated[float, BeforeValidator(parse_eps)]
+
+
+class StepSize(BaseModel):
+    """An attack step: absolute ("2/255", 0.01) or relative to eps ("eps/8", "0.075*eps").
+
+    One field for both forms, so a suite can override a preset's step either way.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    value: float = Field(gt=0)
+    relative: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, raw: Any) -> Any:
+        if isinstance(raw, dict | StepSize):
+            return raw
+        if isinstance(raw, str) and "eps" in raw:
+            text = raw.replace(" ", "")
+            if text.count("eps") != 1:
+                raise ValueError(f"step size {raw!r}: write eps once, e.g. \"eps/8\"")
+            try:
+                factor = _product(text.replace("eps", "1"))
+            except (ValueError, ZeroDivisionError):
+                raise ValueError(
+                    f"step size {raw!r} is not a multiple of eps such as \"eps/8\" or "
+                    "\"0.075*eps\"") from None
+            return {"value": factor, "relative": True}
+        try:
+            return {"value": parse_eps(raw)}
+        except ValueError:
+            raise ValueError(f"step size {raw!r} is not a number, a fraction such as \"2/255\" "
+                             "or a multiple of eps such as \"eps/8\"") from None
+
+    def absolute(self, eps: float) -> float:
+        return self.value * eps if self.relative else self.value
 
 
 class ThreatModel(BaseModel):

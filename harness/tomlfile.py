@@ -17,8 +17,8 @@ from harness.errors import UserError
 def read_toml(path: Path, what: str = "file") -> dict[str, Any]:
     if not path.exists():
         raise UserError(f"{path}: {what} not found; check the path")
-    if not path.is_file():
-        raise UserError(f"{path}: {what} is not a file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; give the path of a {what}")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -83,7 +83,7 @@ def describe_validation_error(
     errors = error.errors()
     # An unknown key usually explains a "missing" one (a typo), so report it first.
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    inner = [p for p in first["loc"] if not _is_union_tag(p)]
+    inner = list(first["loc"])
     source, path = where.source, key_path([*where.loc, *inner])
     if first["type"] == "extra_forbidden":
         key = str(inner[-1])
@@ -92,21 +92,13 @@ def describe_validation_error(
         hint = f" Did you mean: {close[0]}?" if close else ""
         allowed = f" Allowed keys: {', '.join(choices)}." if choices else ""
         return f"{source}: {path}: unknown key {key!r}.{hint}{allowed}"
-    message = first["msg"]
-    if first["type"] == "value_error":
-        message = message.removeprefix("Value error, ")
     if first["type"] == "missing":
         return f"{source}: {path}: required key is missing; add it"
+    if first["type"] == "value_error":  # our own validators already quote the value
+        return f"{source}: {path}: {first['msg'].removeprefix('Value error, ')}"
     got = first.get("input")
     shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
-    return f"{source}: {path}: {message}{shown}"
-
-
-def _is_union_tag(part: str | int) -> bool:
-    """pydantic puts union member names such as 'str' or 'AttackSpec' into error locations."""
-    return isinstance(part, str) and (part[:1].isupper() or part in {"str", "int", "float",
-                                                                    "function-after[...]"}
-                                      or "[" in part)
+    return f"{source}: {path}: {first['msg']}{shown}"
 
 
 def validate(model: type[BaseModel], data: Any, where: Where) -> Any:

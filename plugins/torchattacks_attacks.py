@@ -6,10 +6,9 @@ torchattacks fixes the device when an attack object is built, so one is built pe
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from harness import ThreatModel, hookimpl
-from harness.threat import Eps
+from harness import StepSize, ThreatModel, hookimpl
 
 
 class FGSMParams(BaseModel):
@@ -17,26 +16,15 @@ class FGSMParams(BaseModel):
 
 
 class PGDParams(BaseModel):
-    """Step size is absolute (``step_size``) or relative to eps (``rel_step_size``), not both."""
-
     model_config = ConfigDict(extra="forbid")
 
     steps: int = Field(default=10, ge=1)
-    step_size: Eps | None = Field(default=None, gt=0)
-    rel_step_size: float | None = Field(
-        default=None, gt=0, description="Step as a fraction of eps; default 2.5/steps (Madry).")
+    step_size: StepSize | None = Field(
+        default=None, description='Absolute ("2/255") or relative ("eps/8"); default 2.5*eps/steps.')
     random_start: bool = True
 
-    @model_validator(mode="after")
-    def _one_step_rule(self) -> PGDParams:
-        if self.step_size is not None and self.rel_step_size is not None:
-            raise ValueError("give step_size or rel_step_size, not both")
-        return self
-
     def alpha(self, eps: float) -> float:
-        if self.step_size is not None:
-            return self.step_size
-        return (self.rel_step_size or 2.5 / self.steps) * eps
+        return self.step_size.absolute(eps) if self.step_size else 2.5 * eps / self.steps
 
 
 def fgsm(params: FGSMParams, threat: ThreatModel):

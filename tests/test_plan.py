@@ -81,9 +81,9 @@ TRAIN_CHANGES = {
     "recipe setting": {"recipes": '[{ name = "pgd-at-linf-0.1-digits", epochs = 2 }]'},
     "recipe preset": {"recipes": '["standard-digits"]'},
     "training attack eps": {"recipes": '[{ name = "pgd-at-linf-0.1-digits", attack = { name = "pgd", '
-                                       'eps = 0.05, params = { steps = 5, rel_step_size = 0.5 } } }]'},
+                                       'eps = 0.05, params = { steps = 5, step_size = "eps/2" } } }]'},
     "training attack param": {"recipes": '[{ name = "pgd-at-linf-0.1-digits", attack = { name = "pgd", '
-                                         'eps = 0.1, params = { steps = 6, rel_step_size = 0.5 } } }]'},
+                                         'eps = 0.1, params = { steps = 6, step_size = "eps/2" } } }]'},
 }
 
 
@@ -117,7 +117,7 @@ def test_evaluation_change_changes_only_eval_hash(plan_of, change):
 INLINE_RECIPE = (
     '[{ name = "my-at", defense = "pgd-at", epochs = 8, batch_size = 64, lr = 0.05, '
     'weight_decay = 5e-4, milestones = [6], '
-    'attack = { name = "pgd", norm = "linf", eps = 0.1, params = { steps = 5, rel_step_size = 0.5 } } }]'
+    'attack = { name = "pgd", norm = "linf", eps = 0.1, params = { steps = 5, step_size = "eps/2" } } }]'
 )
 SAME_CELLS = {
     "labels": {
@@ -132,7 +132,7 @@ SAME_CELLS = {
         "architectures": '[{ name = "small-cnn", params = { channels = 32, hidden = 128 } }]'},
     "inline attack equal to preset": {
         "attacks": '[{ name = "pgd", norm = "linf", eps = 0.1, '
-                   'params = { steps = 20, rel_step_size = 0.125 } }]'},
+                   'params = { steps = 20, step_size = "eps/8" } }]'},
     "inline recipe equal to preset": {"recipes": INLINE_RECIPE},
     "defaults written out": {
         "attacks": '[{ name = "pgd20-linf-0.1", norm = "linf", params = { random_start = true } }]',
@@ -207,7 +207,7 @@ def test_attack_preset_params_merge_with_inline(plan_of):
     assert attack.label == "pgd20-linf-0.1"
     assert attack.factory == "pgd"
     assert attack.plugin == "torchattacks_attacks"
-    assert attack.params == {"steps": 5, "step_size": None, "rel_step_size": 0.125,
+    assert attack.params == {"steps": 5, "step_size": {"value": 0.125, "relative": True},
                              "random_start": True}
     assert (attack.threat.norm, attack.threat.eps) == ("linf", 0.1)
 
@@ -218,12 +218,11 @@ def test_attack_preset_eps_override(plan_of):
     assert attack.params["steps"] == 20
 
 
-def test_preset_params_merge_key_by_key(components, write_suite):
-    """An inline step_size joins the preset's rel_step_size rather than replacing it."""
-    path = write_suite(suite_text(attacks='[{ name = "pgd20-linf-0.1", params = { step_size = "1/255" } }]'))
-    with pytest.raises(UserError) as info:
-        build_plan(components, load_suite(path))
-    assert str(info.value) == f"{path}: attacks[0].params: give step_size or rel_step_size, not both"
+def test_inline_step_size_replaces_the_presets_relative_step(plan_of):
+    attack = plan_of(attacks='[{ name = "pgd20-linf-0.1", params = { step_size = "1/255" } }]'
+                     ).eval_cells[0].attack
+    assert attack.params["step_size"] == {"value": 1 / 255, "relative": False}
+    assert attack.params["steps"] == 20
 
 
 def test_architecture_preset_params_merge_with_inline(plan_of):
@@ -240,7 +239,7 @@ def test_recipe_preset_merges_with_inline_settings(plan_of):
     assert (recipe.recipe.epochs, recipe.recipe.lr) == (1, 0.01)
     assert (recipe.recipe.batch_size, recipe.recipe.milestones) == (64, [6])  # from the preset
     assert recipe.defense.factory == "pgd-at"
-    assert recipe.attack.params == {"steps": 5, "step_size": None, "rel_step_size": 0.5,
+    assert recipe.attack.params == {"steps": 5, "step_size": {"value": 0.5, "relative": True},
                                     "random_start": True}
     assert recipe.attack.threat.eps == 0.1
 
@@ -284,8 +283,6 @@ def test_no_attacks_means_no_eval_cells(plan_of):
     assert plan.attack_labels == []
 
 
-@pytest.mark.xfail(strict=True, reason="seeds = [0, 0] plans two identical train cells (same hash); "
-                   "evals_of() then returns both cells' evals, so each cell lists every attack twice")
 def test_duplicate_seeds_do_not_duplicate_cells(plan_of):
     try:
         plan = plan_of(seeds="[0, 0]")

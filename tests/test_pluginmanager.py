@@ -5,7 +5,7 @@ import types
 
 import pytest
 
-from harness import hookimpl, paths
+from harness import hookimpl
 from harness.components import load_components
 from harness.errors import PluginError, UserError
 from harness.pluginmanager import ENTRY_POINT_GROUP, build_plugin_manager
@@ -135,20 +135,26 @@ def test_blocking_resolves_a_collision(plugin_dir):
     assert "alpha" not in components.pm.infos
 
 
-def test_blocking_a_builtin_the_catalogue_needs_is_a_user_error():
+def test_blocking_a_builtin_hides_the_builtin_presets_that_need_it():
+    components = load_components(blocked=["cnns"], autoload=False)
+    assert "small-cnn" not in components.architectures
+    assert components.catalogue.names("architectures") == []
+    assert "pgd20-linf-0.1" in components.catalogue.names("attacks")
+
+
+def test_blocking_builtin_defenses_hides_every_builtin_recipe():
+    components = load_components(blocked=["defenses"], autoload=False)
+    assert components.catalogue.names("recipes") == []
+
+
+def test_a_user_catalogue_needing_a_blocked_plugin_is_an_error(tmp_path):
+    catalogue = tmp_path / "mine.toml"
+    catalogue.write_text('[architectures.tiny]\nfactory = "small-cnn"\n')
     with pytest.raises(UserError) as info:
-        load_components(blocked=["cnns"], autoload=False)
-    assert str(info.value).startswith(
-        f"{paths.builtin_registries_dir() / 'architectures.toml'}: architectures.resnet18-digits."
-        "factory: unknown architecture 'resnet18'.")
-
-
-@pytest.mark.xfail(strict=True, reason="blocking the built-in 'defenses' plugin crashes with "
-                   "KeyError: 'defenses' (Components.entry asks the catalogue for defense presets) "
-                   "while validating the built-in recipes")
-def test_blocking_builtin_defenses_is_a_user_error():
-    with pytest.raises(UserError, match=r"recipes\.\S+\.defense: unknown defense '(pgd-at|standard)'"):
-        load_components(blocked=["defenses"], autoload=False)
+        load_components(catalogue_files=[catalogue], blocked=["cnns"], autoload=False)
+    assert str(info.value) == (
+        f"{catalogue}: architectures.tiny.factory: unknown architecture 'small-cnn'. "
+        "Run 'harness list architectures' (0 available).")
 
 
 def test_same_file_name_in_two_folders(plugin_dir):

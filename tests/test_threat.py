@@ -277,9 +277,6 @@ def test_guard_restores_mode_when_attack_raises():
     assert model.training
 
 
-@pytest.mark.xfail(strict=True, reason="GuardedAttack restores only the top-level mode: "
-                   "model.train(was_training) flips every submodule, so a submodule the caller "
-                   "had put in eval mode (frozen BatchNorm/Dropout) comes back in train mode")
 def test_guard_restores_mixed_submodule_modes():
     model = tiny_model().train()
     model[2].eval()  # e.g. dropout frozen during fine-tuning
@@ -333,3 +330,23 @@ def test_guard_minimum_norm_attack_may_overshoot():
         tiny_model(), images(), labels())
     assert x_adv.shape == (4, 1, 4, 4)
     assert norms.max().item() == pytest.approx(0.2, abs=1e-6)
+
+
+@pytest.mark.parametrize(("raw", "eps", "expected"), [
+    ("2/255", 0.5, 2 / 255), (0.01, 0.5, 0.01), ("eps/8", 0.4, 0.05), ("0.075*eps", 2.0, 0.15),
+    ("3/40*eps", 2.0, 0.15), ("2.5*eps/10", 0.1, 0.025),
+])
+def test_step_size_absolute_or_relative_to_eps(raw, eps, expected):
+    from harness import StepSize
+
+    assert StepSize.model_validate(raw).absolute(eps) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("raw", ["eps/eps", "abc", "eps*x", "-1", 0])
+def test_step_size_rejects_nonsense(raw):
+    from pydantic import ValidationError
+
+    from harness import StepSize
+
+    with pytest.raises(ValidationError):
+        StepSize.model_validate(raw)
