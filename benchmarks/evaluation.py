@@ -5,9 +5,11 @@ What is compared
 *harness*: what the engine's runner does for one evaluation cell —
 ``harness.evaluate.clean_correct``, then ``harness.train.build_attack`` (registry entry
 ``pgd``, resolved with ``harness.plan.resolve_attacks`` exactly as a suite's attack is), then
-``harness.evaluate.run_attack`` on the clean-correct examples. That adds, around the bare
-attack, the ``GuardedAttack`` contract (eval mode, parameter-gradient save/restore, budget check
-in float64), one ``torchattacks.PGD`` construction per batch, and per-example bookkeeping.
+``harness.evaluate.run_attack`` on the clean-correct examples; the timed region covers those
+three calls (``load_components`` runs once, outside it). That adds, around the bare attack,
+the ``GuardedAttack`` contract (eval mode and mode restore, parameter-gradient save/restore,
+budget check in float64), one ``torchattacks.PGD`` construction per batch (in the plugin), and
+per-example bookkeeping.
 
 *direct*: what a hand-written evaluation needs: one batched clean forward, one
 ``torchattacks.PGD`` built once, the attack on the clean-correct examples in the same batches,
@@ -18,8 +20,9 @@ Both use the same model, data, eps, steps, step size, batch size and seed (set w
 random starts and the per-example outcomes should match exactly. The figure of merit is the
 ratio of the minimum times (harness / direct), target <= 1.05: the engine's contract should
 cost next to nothing next to the attack itself. The two methods are interleaved (alternating
-which goes first) so other load on the machine affects both alike; a per-batch breakdown of the
-harness-only work follows.
+which goes first) so other load on the machine affects both alike, and each run records how
+many CPUs other processes used meanwhile (Linux /proc/stat), so a contaminated figure is
+flagged. A per-batch breakdown of the harness-only work follows.
 
 Configurations
 --------------
@@ -31,7 +34,7 @@ Configurations
   so every example is clean-correct and the attack does full work; PGD-10 linf 8/255,
   step 2/255, batch 64.
 
-Run ``.venv/bin/python benchmarks/evaluation.py`` (about 2 minutes on 2 cores) or add
+Run ``.venv/bin/python benchmarks/evaluation.py`` (about 1.5 minutes on 2 idle cores) or add
 ``--quick`` (under a minute). See benchmarks/README.md for the output.
 """
 

@@ -7,6 +7,7 @@ __version__ = "0.1.0"
 
 from harness.contracts import Attack, DataInfo, Defense, LoadedDataset
 from harness.errors import ContractViolation, PluginError, UserError
+from harness.flags import raise_flag
 from harness.hookspecs import hookimpl
 from harness.nn import Normalize, normalized
 from harness.threat import StepSize, ThreatModel, parse_eps
@@ -26,4 +27,5 @@ __all__ = [
     "hookimpl",
     "normalized",
     "parse_eps",
+    "raise_flag",
 ]

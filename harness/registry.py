@@ -31,6 +31,8 @@ class Entry:
     description: str = ""
     version: str = "0"
     plugin: str = "?"
+    #: Parameters that make the factory cheap enough for the conformance tests (timm style).
+    test_params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.params, type) and issubclass(self.params, BaseModel)):
@@ -50,9 +52,14 @@ class Entry:
 
 @dataclass(frozen=True)
 class ArchitectureEntry(Entry):
-    """``factory(params, info: DataInfo) -> nn.Module`` taking [0,1] images, returning logits."""
+    """``factory(params, info: DataInfo) -> nn.Module`` taking [0,1] images, returning logits.
+
+    ``test_input_shape`` is the smallest (C, H, W) input the conformance tests should use.
+    """
 
     kind: ClassVar[str] = "architecture"
+
+    test_input_shape: tuple[int, int, int] = (1, 8, 8)
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,8 @@ class AttackEntry(Entry):
 
     norms: tuple[str, ...] = ("linf",)
     minimum_norm: bool = False
+    #: Uses only model outputs (no gradients): compared against white-box attacks for masking.
+    black_box: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -78,7 +87,8 @@ class AttackEntry(Entry):
             )
 
     def summary(self) -> dict[str, Any]:
-        return {**super().summary(), "norms": list(self.norms), "minimum_norm": self.minimum_norm}
+        return {**super().summary(), "norms": list(self.norms), "minimum_norm": self.minimum_norm,
+                "black_box": self.black_box}
 
 
 @dataclass(frozen=True)
@@ -148,11 +158,11 @@ class Registry(Generic[E]):
                 f"{self.current_plugin!r}; rename one or block a plugin with --block-plugin"
             )
         metadata.setdefault("version", self.current_version)
-        for key in ("norms",):
+        if "norms" in metadata:
+            metadata["norms"] = tuple(metadata["norms"])
+        for key in ("input_shape", "test_input_shape"):
             if key in metadata:
                 metadata[key] = tuple(metadata[key])
-        if "input_shape" in metadata:
-            metadata["input_shape"] = tuple(metadata["input_shape"])
         try:
             entry = self.entry_type(name=name, factory=factory, plugin=self.current_plugin,
                                     **metadata)

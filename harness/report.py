@@ -29,13 +29,32 @@ class Matrix:
     columns: list[str]
     rows: list[tuple[tuple[str, ...], list[float | None], int]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    #: (row key, column) → flags raised there, e.g. {"zero-gradients": "…"}
+    flags: dict[tuple[tuple[str, ...], str], dict[str, str]] = field(default_factory=dict)
 
     def header(self) -> list[str]:
         return [*self.row_keys, "seeds", *self.columns]
 
     def formatted_rows(self) -> list[list[str]]:
-        return [[*key, str(seeds), *(f"{100 * v:.1f}" if v is not None else "—" for v in values)]
+        """Percentages; a flagged number carries a ⚑ (the flags are listed under the table)."""
+        def text(key: tuple[str, ...], column: str, v: float | None) -> str:
+            mark = " ⚑" if (key, column) in self.flags else ""
+            return ("—" if v is None else f"{100 * v:.1f}") + mark
+
+        return [[*key, str(seeds), *(text(key, c, v) for c, v in zip(self.columns, values,
+                                                                     strict=True))]
                 for key, values, seeds in self.rows]
+
+
+def _cell_flags(store: Store, plan: dict, cell: dict) -> dict[str, dict[str, str]]:
+    """Attack label → flags raised while evaluating this train cell."""
+    found = {}
+    for e in plan["eval_cells"]:
+        if e["train"] == cell["hash"]:
+            row = store.eval_cell(e["hash"])
+            if row is not None and row["flags_json"] not in (None, "{}"):
+                found[e["attack"]] = json.loads(row["flags_json"])
+    return found
 
 
 def _cell_values(store: Store, plan: dict, cell: dict) -> list[float | None]:
@@ -73,6 +92,8 @@ def build_matrix(store: Store, run_id: int | None = None) -> Matrix:
     for cell in cells:
         key = tuple(str(cell["labels"][k]) for k in row_keys)
         groups.setdefault(key, []).append(_cell_values(store, plan, cell))
+        for attack, raised in _cell_flags(store, plan, cell).items():
+            matrix.flags.setdefault((key, attack), {}).update(raised)
     for key, per_seed in groups.items():
         averaged = [None if any(v is None for v in col) else mean(col)  # type: ignore[arg-type]
                     for col in zip(*per_seed, strict=True)]
@@ -110,6 +131,10 @@ def render_markdown(matrix: Matrix, store: Store) -> str:
         f"harness {env.get('harness')}, torch {env.get('torch')}, "
         f"torchattacks {env.get('torchattacks', '?')}.",
     ]
+    if matrix.flags:
+        lines += ["", "## Flags (⚑)", ""] + [
+            f"- {' / '.join(key)} — {column}: **{name}** {detail}"
+            for (key, column), raised in matrix.flags.items() for name, detail in raised.items()]
     if matrix.failures:
         lines += ["", "## Failed cells", ""] + [f"- {f}" for f in matrix.failures]
     return "\n".join(lines) + "\n"

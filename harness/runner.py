@@ -19,6 +19,7 @@ from harness.contracts import LoadedDataset
 from harness.data import as_tensors, to_device
 from harness.errors import UserError
 from harness.evaluate import clean_correct, run_attack
+from harness.flags import collect_flags
 from harness.plan import EvalCell, Plan, Resolved, TrainCell
 from harness.store import Store
 from harness.train import build_attack, build_model, load_checkpoint, save_checkpoint, train
@@ -176,7 +177,8 @@ class Runner:
         seed = int(e.hash[:8], 16)
         try:
             attack = build_attack(self.components, e.attack)
-            outcome = run_attack(model, attack, x, y, correct, e.batch_size, seed)
+            with collect_flags() as flags:
+                outcome = run_attack(model, attack, x, y, correct, e.batch_size, seed)
         except UserError:
             raise
         except Exception as exc:
@@ -187,5 +189,5 @@ class Runner:
             return
         self.store.record_eval(e.hash, e.train.hash, e.config(), e.attack.label, status="done",
                                mode=EVAL_MODE, robust=outcome.robust, norms=outcome.norms,
-                               seconds=outcome.seconds)
+                               flags=flags, seconds=outcome.seconds)
         self._note(summary, "eval", e.hash, "computed")

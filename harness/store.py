@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS eval_cells (
     robust_accuracy REAL,
     robust BLOB,
     norms BLOB,
+    flags_json TEXT NOT NULL DEFAULT '{}',
     seconds REAL,
     finished REAL NOT NULL
 );
@@ -225,13 +226,14 @@ class Store:
     def record_eval(self, cell_hash: str, train_hash: str, config: dict[str, Any],
                     attack_label: str, *, status: str, mode: str, error: str | None = None,
                     robust: torch.Tensor | None = None, norms: torch.Tensor | None = None,
-                    seconds: float = 0.0) -> None:
+                    flags: dict[str, str] | None = None, seconds: float = 0.0) -> None:
         with self.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO eval_cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO eval_cells VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (cell_hash, train_hash, json.dumps(config), attack_label, status, error, mode,
                  None if robust is None else len(robust),
                  None if robust is None else float(robust.float().mean()),
                  None if robust is None else pack_bools(robust),
                  None if norms is None else norms.double().numpy().tobytes(),
-                 seconds, time.time()))
+                 json.dumps(flags or {}), seconds, time.time()))
