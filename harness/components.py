@@ -20,12 +20,14 @@ from harness.registry import (
     Entry,
     Registry,
     UnknownNameError,
+    VariantEntry,
 )
 from harness.tomlfile import Where, describe_validation_error
 
 HOOKS = {
     "datasets": ("harness_register_datasets", DatasetEntry),
     "architectures": ("harness_register_architectures", ArchitectureEntry),
+    "variants": ("harness_register_variants", VariantEntry),
     "attacks": ("harness_register_attacks", AttackEntry),
     "defenses": ("harness_register_defenses", DefenseEntry),
 }
@@ -44,6 +46,10 @@ class Components:
     @property
     def architectures(self) -> Registry[ArchitectureEntry]:
         return self.registries["architectures"]
+
+    @property
+    def variants(self) -> Registry[VariantEntry]:
+        return self.registries["variants"]
 
     @property
     def attacks(self) -> Registry[AttackEntry]:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         DatasetEntry,
         DefenseEntry,
         Registry,
+        VariantEntry,
     )
 
 PROJECT = "harness"
@@ -55,6 +56,21 @@ def harness_register_architectures(registry: Registry[ArchitectureEntry]) -> Non
     ``factory(params, info: harness.DataInfo) -> torch.nn.Module``: a classifier taking images
     in [0,1] of ``info.input_shape`` and returning logits over ``info.num_classes``; any
     normalization or resizing happens inside the module (``harness.nn.Normalize``).
+    ``check_input=fn(params, input_shape) -> str | None`` lets ``harness validate`` reject an
+    input size the model cannot take, with the reason.
+    """
+
+
+@hookspec
+def harness_register_variants(registry: Registry[VariantEntry]) -> None:
+    """Add architecture variants with ``registry.add(name, factory, params=ParamsModel)``.
+
+    ``factory(params, model, info: harness.DataInfo) -> torch.nn.Module`` modifies a built
+    architecture (swap its activations, upsample its input after normalization…) and returns a
+    model that still takes [0,1] images of the dataset's shape. A suite applies them in order::
+
+        architectures = [{ name = "resnet18", variants = [
+            "gelu", { name = "upsample", params = { scale = 2 } }] }]
     """
 
 

@@ -44,12 +44,15 @@ class Resolved:
     version: str
     threat: ThreatModel | None = None  # attacks only
     minimum_norm: bool = False  # attacks only
+    variants: tuple[Resolved, ...] = ()  # architectures only
 
     def config(self) -> dict[str, Any]:
-        out = {"factory": self.factory, "params": self.params, "plugin": self.plugin,
-               "version": self.version}
+        out: dict[str, Any] = {"factory": self.factory, "params": self.params,
+                               "plugin": self.plugin, "version": self.version}
         if self.threat is not None:
             out["threat"] = self.threat.model_dump()
+        if self.variants:
+            out["variants"] = [v.config() for v in self.variants]
         return out
 
 
@@ -143,7 +146,16 @@ def resolve_component(components: Components, kind: str, ref: ComponentRef, wher
             raise
         raise UserError(f"{exc} (your params are merged over those of preset {ref.name!r} in "
                         f"{preset.source.name}: {preset_params(preset)})") from None
-    return Resolved(kind, ref.label or ref.name, factory, params, entry.plugin, entry.version)
+    variants: tuple[Resolved, ...] = ()
+    if kind == "architectures":
+        listed = [*getattr(preset.spec, "variants", []), *getattr(ref, "variants", [])] if preset \
+            else list(getattr(ref, "variants", []))
+        variants = tuple(
+            resolve_component(components, "variants", ComponentRef(name=v.name, params=v.params),
+                              where.child("variants", i))
+            for i, v in enumerate(listed))
+    return Resolved(kind, ref.label or ref.name, factory, params, entry.plugin, entry.version,
+                    variants=variants)
 
 
 def resolve_attacks(components: Components, ref: AttackRef | TrainAttack, where: Where
@@ -250,6 +262,8 @@ def build_plan(components: Components, loaded: LoadedSuite) -> Plan:
                    where.child("attacks"))
     for dataset in datasets:
         shape = dataset_shape(components, dataset)
+        for i, arch in enumerate(archs):
+            _check_input(components, arch, shape, where.child("architectures", i), dataset.label)
         for attack, at in zip(attacks, attack_where, strict=True):
             _check_budget_unit(attack.threat, shape, at, dataset.label)
         for r_index, recipe in enumerate(recipes):
@@ -276,6 +290,15 @@ def dataset_shape(components: Components, dataset: Resolved) -> tuple[int, ...]:
     """The input shape a dataset will have: its params may set it (``params.input_shape``)."""
     entry = components.datasets.get(dataset.factory)
     return tuple(getattr(entry.make_params(dataset.params), "input_shape", entry.input_shape))
+
+
+def _check_input(components: Components, arch: Resolved, shape: tuple[int, ...], where: Where,
+                 dataset: str) -> None:
+    entry = components.architectures.get(arch.factory)
+    if entry.check_input is not None:
+        problem = entry.check_input(entry.make_params(arch.params), shape)
+        if problem:
+            raise where.error(f"{problem} (dataset {dataset!r} has inputs of shape {shape})")
 
 
 def _check_budget_unit(threat: ThreatModel | None, shape: tuple[int, ...], where: Where,

@@ -60,6 +60,20 @@ class ArchitectureEntry(Entry):
     kind: ClassVar[str] = "architecture"
 
     test_input_shape: tuple[int, int, int] = (1, 8, 8)
+    #: ``check_input(params, input_shape) -> reason | None``: why this model cannot take inputs
+    #: of that shape, asked at validation time so the error is not deep inside a forward pass.
+    check_input: Callable[[Any, tuple[int, ...]], str | None] | None = None
+
+
+@dataclass(frozen=True)
+class VariantEntry(Entry):
+    """``factory(params, model, info: DataInfo) -> nn.Module``: modifies a built architecture.
+
+    Applied in the order a suite lists them (e.g. activation swap, then input upsampling); the
+    result must keep the model contract ([0,1] inputs of the dataset's shape → logits).
+    """
+
+    kind: ClassVar[str] = "variant"
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,24 @@ class RecipeRef(BaseModel):
     label: str | None = None
 
 
+class VariantRef(_Strict):
+    """A modification applied to a built architecture (activation swap, input upsampling…)."""
+
+    name: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+VariantItem = Annotated[VariantRef, BeforeValidator(_name_to_table)]
+
+
+class ArchitectureRef(ComponentRef):
+    """An architecture with variants applied in order, after the preset's own variants."""
+
+    variants: list[VariantItem] = Field(default_factory=list)
+
+
 ComponentItem = Annotated[ComponentRef, BeforeValidator(_name_to_table)]
+ArchitectureItem = Annotated[ArchitectureRef, BeforeValidator(_name_to_table)]
 AttackItem = Annotated[AttackRef, BeforeValidator(_name_to_table)]
 RecipeItem = Annotated[RecipeRef, BeforeValidator(_name_to_table)]
 
@@ -69,6 +86,10 @@ class FactoryPreset(_Strict):
     factory: str
     params: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
+
+
+class ArchitecturePreset(FactoryPreset):
+    variants: list[VariantItem] = Field(default_factory=list)
 
 
 class AttackPreset(FactoryPreset):
@@ -108,6 +129,6 @@ class CatalogueFile(_Strict):
     """The layout of a ``registries/*.toml`` file: presets grouped by kind."""
 
     datasets: dict[str, FactoryPreset] = Field(default_factory=dict)
-    architectures: dict[str, FactoryPreset] = Field(default_factory=dict)
+    architectures: dict[str, ArchitecturePreset] = Field(default_factory=dict)
     attacks: dict[str, AttackPreset] = Field(default_factory=dict)
     recipes: dict[str, Recipe] = Field(default_factory=dict)

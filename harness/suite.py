@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.specs import AttackItem, ComponentItem, RecipeItem
+from harness.specs import ArchitectureItem, AttackItem, ComponentItem, RecipeItem
 from harness.tomlfile import Where, read_toml, validate
 
 
@@ -39,7 +39,7 @@ class Suite(BaseModel):
     seeds: list[int] = Field(default=[0], min_length=1)
     device: str = "auto"
     datasets: list[ComponentItem] = Field(min_length=1)
-    architectures: list[ComponentItem] = Field(min_length=1)
+    architectures: list[ArchitectureItem] = Field(min_length=1)
     recipes: list[RecipeItem] = Field(min_length=1)
     attacks: list[AttackItem] = Field(default_factory=list)
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)

@@ -44,8 +44,11 @@ def build_model(components: Components, arch: Resolved, data: LoadedDataset,
                 device: torch.device) -> nn.Module:
     entry = components.architectures.get(arch.factory)
     model = entry.factory(entry.make_params(arch.params), data.info)
+    for variant in arch.variants:
+        variant_entry = components.variants.get(variant.factory)
+        model = variant_entry.factory(variant_entry.make_params(variant.params), model, data.info)
     if not isinstance(model, nn.Module):
-        raise TypeError(f"architecture {arch.factory!r} returned {type(model).__name__}, "
+        raise TypeError(f"architecture {arch.label!r} built a {type(model).__name__}, "
                         "not a torch.nn.Module")
     return model.to(device)
 
