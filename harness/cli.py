@@ -105,7 +105,7 @@ def run(suite: Path, output: Path | None, device: str | None, data_root: Path, d
         _print_plan(plan, output)
         return
     from harness.devices import describe, resolve_device
-    from harness.report import markdown_table, write_report
+    from harness.report import write_report
     from harness.runner import Runner
     from harness.store import Store
 
@@ -119,7 +119,7 @@ def run(suite: Path, output: Path | None, device: str | None, data_root: Path, d
         click.echo("interrupted: finished cells are saved; run again to resume", err=True)
         sys.exit(130)
     matrix, written = write_report(store, summary.run_id, output)
-    click.echo(markdown_table(matrix))
+    _print_tables(matrix)
     click.echo(f"\n{summary.computed} cells computed, {summary.cached} reused from the store; "
                f"wrote {', '.join(str(p) for p in [store.db_path, *written])}")
     if not summary.ok:
@@ -129,6 +129,17 @@ def run(suite: Path, output: Path | None, device: str | None, data_root: Path, d
         for failure in summary.failures:
             click.echo(f"  {failure}", err=True)
         sys.exit(1)
+
+
+def _print_tables(matrix) -> None:
+    from harness.report import markdown_table, metrics_table
+
+    click.echo(markdown_table(matrix))
+    if matrix.metric_columns:
+        click.echo("\n" + metrics_table(matrix))
+    for (key, column), raised in matrix.flags.items():
+        for name, detail in raised.items():
+            click.echo(f"⚑ {' / '.join(key)} — {column}: {name} {detail}")
 
 
 def _print_plan(plan, output: Path) -> None:
@@ -222,7 +233,7 @@ def plugins(as_json: bool, plugins_dirs, catalogues, blocked) -> None:
 @click.option("--list", "list_runs", is_flag=True, help="List the runs stored in OUTPUT.")
 def report(output: Path | None, run_id: int | None, list_runs: bool) -> None:
     """Re-render report.md, matrix.csv and matrix.png of a run from OUTPUT/results.db."""
-    from harness.report import markdown_table, write_report
+    from harness.report import write_report
     from harness.store import Store
 
     if output is None or not (output / "results.db").exists():
@@ -235,7 +246,7 @@ def report(output: Path | None, run_id: int | None, list_runs: bool) -> None:
                        f"{row['suite_path']}")
         return
     matrix, written = write_report(store, run_id, output)
-    click.echo(markdown_table(matrix))
+    _print_tables(matrix)
     click.echo(f"\nwrote {', '.join(str(p) for p in written)}")
 
 

@@ -18,6 +18,7 @@ from harness.registry import (
     DatasetEntry,
     DefenseEntry,
     Entry,
+    MetricEntry,
     Registry,
     UnknownNameError,
     VariantEntry,
@@ -30,6 +31,7 @@ HOOKS = {
     "variants": ("harness_register_variants", VariantEntry),
     "attacks": ("harness_register_attacks", AttackEntry),
     "defenses": ("harness_register_defenses", DefenseEntry),
+    "metrics": ("harness_register_metrics", MetricEntry),
 }
 
 
@@ -67,6 +69,10 @@ class Components:
             presets = self.catalogue.names(kind) if presets_allowed else []
             choices = sorted({*exc.choices, *presets})
             raise where.error(str(UnknownNameError(exc.kind, exc.name, choices))) from None
+
+    @property
+    def metrics(self) -> Registry[MetricEntry]:
+        return self.registries["metrics"]
 
     def validated_params(self, entry: Entry, values: dict[str, Any], where: Where) -> dict[str, Any]:
         """Params checked against the factory's model, as plain JSON-ready values."""

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         AttackEntry,
         DatasetEntry,
         DefenseEntry,
+        MetricEntry,
         Registry,
         VariantEntry,
     )
@@ -93,4 +94,15 @@ def harness_register_defenses(registry: Registry[DefenseEntry]) -> None:
     ``factory(params, attack) -> defense`` with ``defense.loss(model, x, y) -> scalar tensor``,
     called on each training batch with the model in train mode. ``attack`` is the recipe's
     training attack (built from the attack registry) when ``needs_attack=True``, else None.
+    """
+
+
+@hookspec
+def harness_register_metrics(registry: Registry[MetricEntry]) -> None:
+    """Add architecture metrics with ``registry.add(name, factory, params=, default=)``.
+
+    ``factory(params) -> measure`` where ``measure(model, x, y, info) -> dict[str, float]``
+    runs on each trained model (eval mode) with the evaluation examples; the values are stored
+    next to the model and shown in reports. ``default=True`` metrics run when a suite does not
+    list ``metrics = [...]`` itself.
     """

@@ -115,12 +115,26 @@ class EvalCell:
         return f"attack {self.attack.label} on {self.train.describe()[6:]}"
 
 
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric as run on every trained model; its hash keys the stored values."""
+
+    metric: Resolved
+    max_examples: int | None
+
+    @cached_property
+    def hash(self) -> str:
+        return stable_hash({"metric": self.metric.config(), "max_examples": self.max_examples,
+                            "versions": engine_versions()})
+
+
 @dataclass
 class Plan:
     suite: LoadedSuite
     train_cells: list[TrainCell] = field(default_factory=list)
     eval_cells: list[EvalCell] = field(default_factory=list)
     attack_labels: list[str] = field(default_factory=list)
+    metrics: list[MetricSpec] = field(default_factory=list)
 
     def evals_of(self, cell: TrainCell) -> list[EvalCell]:
         return [e for e in self.eval_cells if e.train.hash == cell.hash]
@@ -220,6 +234,16 @@ def resolve_recipe(components: Components, ref: RecipeRef, where: Where) -> Reso
     return resolve_recipe_spec(components, recipe, where, ref.label or ref.name)
 
 
+def resolve_metrics(components: Components, loaded: LoadedSuite, where: Where) -> list[MetricSpec]:
+    refs = loaded.suite.metrics
+    if refs is None:
+        refs = [ComponentRef(name=e.name) for e in components.metrics if e.default]
+    metrics = [resolve_component(components, "metrics", ref, where.child("metrics", i))
+               for i, ref in enumerate(refs)]
+    _unique_labels([(m.label, i) for i, m in enumerate(metrics)], where.child("metrics"))
+    return [MetricSpec(m, loaded.suite.evaluation.max_examples) for m in metrics]
+
+
 def _unique_labels(labelled: list[tuple[str, int]], where: Where) -> None:
     """Labels name matrix rows and columns, so two items may not share one."""
     seen: dict[str, int] = {}
@@ -270,7 +294,8 @@ def build_plan(components: Components, loaded: LoadedSuite) -> Plan:
             if recipe.attack is not None:
                 _check_budget_unit(recipe.attack.threat, shape,
                                    where.child("recipes", r_index, "attack"), dataset.label)
-    plan = Plan(loaded, attack_labels=[a.label for a in attacks])
+    plan = Plan(loaded, attack_labels=[a.label for a in attacks],
+                metrics=resolve_metrics(components, loaded, where))
     for dataset in datasets:
         for arch in archs:
             for recipe in recipes:

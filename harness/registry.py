@@ -131,6 +131,22 @@ class DatasetEntry(Entry):
                 "num_classes": self.num_classes}
 
 
+@dataclass(frozen=True)
+class MetricEntry(Entry):
+    """``factory(params) -> measure(model, x, y, info) -> {name: value}`` on a trained model.
+
+    ``x, y`` are the evaluation examples (test split, [0,1] inputs). ``default`` metrics are
+    computed when a suite does not list its own.
+    """
+
+    kind: ClassVar[str] = "metric"
+
+    default: bool = False
+
+    def summary(self) -> dict[str, Any]:
+        return {**super().summary(), "default": self.default}
+
+
 E = TypeVar("E", bound=Entry)
 
 

@@ -31,6 +31,9 @@ class Matrix:
     failures: list[str] = field(default_factory=list)
     #: (row key, column) → flags raised there, e.g. {"zero-gradients": "…"}
     flags: dict[tuple[tuple[str, ...], str], dict[str, str]] = field(default_factory=dict)
+    #: architecture metrics: column names and, per row key, the seed-averaged values
+    metric_columns: list[str] = field(default_factory=list)
+    metric_rows: dict[tuple[str, ...], list[float | None]] = field(default_factory=dict)
 
     def header(self) -> list[str]:
         return [*self.row_keys, "seeds", *self.columns]
@@ -94,6 +97,7 @@ def build_matrix(store: Store, run_id: int | None = None) -> Matrix:
         groups.setdefault(key, []).append(_cell_values(store, plan, cell))
         for attack, raised in _cell_flags(store, plan, cell).items():
             matrix.flags.setdefault((key, attack), {}).update(raised)
+    _add_metrics(store, plan, cells, row_keys, matrix)
     for key, per_seed in groups.items():
         averaged = [None if any(v is None for v in col) else mean(col)  # type: ignore[arg-type]
                     for col in zip(*per_seed, strict=True)]
@@ -107,6 +111,39 @@ def build_matrix(store: Store, run_id: int | None = None) -> Matrix:
                 row["labels_json"])
             matrix.failures.append(f"{what}: {row['error']}")
     return matrix
+
+
+def _add_metrics(store: Store, plan: dict, cells: list[dict], row_keys: list[str],
+                 matrix: Matrix) -> None:
+    """Seed-averaged metric values per row; a metric returning several values gets a column each."""
+    per_row: dict[tuple[str, ...], list[dict[str, float]]] = {}
+    for cell in cells:
+        key = tuple(str(cell["labels"][k]) for k in row_keys)
+        values: dict[str, float] = {}
+        for metric in plan.get("metrics", []):
+            row = store.metric(cell["hash"], metric["hash"])
+            if row is not None and row["status"] == "done":
+                for name, value in json.loads(row["values_json"]).items():
+                    values[name if name == metric["label"] else f"{metric['label']}.{name}"] = value
+        per_row.setdefault(key, []).append(values)
+    columns = sorted({name for runs in per_row.values() for values in runs for name in values})
+    matrix.metric_columns = columns
+    for key, runs in per_row.items():
+        matrix.metric_rows[key] = [
+            mean([v[c] for v in runs]) if all(c in v for v in runs) else None for c in columns]
+
+
+def metrics_table(matrix: Matrix) -> str:
+    if not matrix.metric_columns:
+        return ""
+    header = [*matrix.row_keys, *matrix.metric_columns]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join("---" if i < len(matrix.row_keys) else "---:"
+                            for i in range(len(header))) + "|"]
+    for key, values in matrix.metric_rows.items():
+        lines.append("| " + " | ".join([*key, *("—" if v is None else f"{v:.4g}" for v in values)])
+                     + " |")
+    return "\n".join(lines)
 
 
 def markdown_table(matrix: Matrix) -> str:
@@ -131,6 +168,8 @@ def render_markdown(matrix: Matrix, store: Store) -> str:
         f"harness {env.get('harness')}, torch {env.get('torch')}, "
         f"torchattacks {env.get('torchattacks', '?')}.",
     ]
+    if matrix.metric_columns:
+        lines += ["", "## Architecture metrics", "", metrics_table(matrix)]
     if matrix.flags:
         lines += ["", "## Flags (⚑)", ""] + [
             f"- {' / '.join(key)} — {column}: **{name}** {detail}"
@@ -146,6 +185,14 @@ def write_csv(matrix: Matrix, path: Path) -> None:
         writer.writerow(matrix.header())
         for key, values, seeds in matrix.rows:
             writer.writerow([*key, seeds, *("" if v is None else f"{v:.6f}" for v in values)])
+
+
+def write_metrics_csv(matrix: Matrix, path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*matrix.row_keys, *matrix.metric_columns])
+        for key, values in matrix.metric_rows.items():
+            writer.writerow([*key, *("" if v is None else f"{v:.6g}" for v in values)])
 
 
 def write_heatmap(matrix: Matrix, path: Path) -> None:
@@ -179,4 +226,7 @@ def write_report(store: Store, run_id: int | None, out_dir: Path) -> tuple[Matri
     written[0].write_text(render_markdown(matrix, store), encoding="utf-8")
     write_csv(matrix, written[1])
     write_heatmap(matrix, written[2])
+    if matrix.metric_columns:
+        written.append(out_dir / "metrics.csv")
+        write_metrics_csv(matrix, written[-1])
     return matrix, written

@@ -6,6 +6,7 @@ its error and the run goes on; a user error (a dataset whose files are missing) 
 
 from __future__ import annotations
 
+import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from harness.data import as_tensors, to_device
 from harness.errors import UserError
 from harness.evaluate import clean_correct, run_attack
 from harness.flags import collect_flags
-from harness.plan import EvalCell, Plan, Resolved, TrainCell
+from harness.plan import EvalCell, MetricSpec, Plan, Resolved, TrainCell
 from harness.store import Store
 from harness.train import build_attack, build_model, load_checkpoint, save_checkpoint, train
 
@@ -50,6 +51,7 @@ def plan_record(plan: Plan) -> dict[str, Any]:
                         "threat": e.attack.threat.model_dump() if e.attack.threat else None}
                        for e in plan.eval_cells],
         "max_examples": plan.suite.suite.evaluation.max_examples,
+        "metrics": [{"label": m.metric.label, "hash": m.hash} for m in plan.metrics],
     }
 
 
@@ -129,8 +131,9 @@ class Runner:
         for e in evals:
             if e not in pending:
                 self._note(summary, "eval", e.hash, "cached")
+        metrics = [m for m in plan.metrics if not self._metric_done(cell, m)]
         finished = self.store.finished_train_cell(cell.hash)
-        if finished is not None and not pending and \
+        if finished is not None and not pending and not metrics and \
                 self.store.clean(cell.hash, max_examples) is not None:
             self._note(summary, "train", cell.hash, "cached")
             return
@@ -150,12 +153,40 @@ class Runner:
         x, y = self.eval_data(cell.dataset, data, max_examples)
         correct = clean_correct(model, x, y, batch_size)
         self.store.record_clean(cell.hash, max_examples, correct.cpu())
+        for metric in metrics:
+            self._measure(cell, metric, model, x, y, data, summary)
         for e in tqdm(pending, desc="attacks", leave=False, unit="attack", disable=None):
             self._evaluate(e, model, x, y, correct, summary)
 
     def _eval_done(self, e: EvalCell) -> bool:
         row = self.store.eval_cell(e.hash)
         return row is not None and row["status"] == "done"
+
+    def _metric_done(self, cell: TrainCell, metric: MetricSpec) -> bool:
+        row = self.store.metric(cell.hash, metric.hash)
+        return row is not None and row["status"] == "done"
+
+    def _measure(self, cell: TrainCell, metric: MetricSpec, model: torch.nn.Module,
+                 x: torch.Tensor, y: torch.Tensor, data: LoadedDataset,
+                 summary: RunSummary) -> None:
+        """Compute one architecture metric on a trained model; a failure is recorded, not fatal."""
+        entry = self.components.metrics.get(metric.metric.factory)
+        started = time.perf_counter()
+        try:
+            measure = entry.factory(entry.make_params(metric.metric.params))
+            values = {k: float(v) for k, v in measure(model.eval(), x, y, data.info).items()}
+        except UserError:
+            raise
+        except Exception as exc:
+            error = describe_error(exc)
+            self.store.record_metric(cell.hash, metric.hash, metric.metric.label, status="failed",
+                                     error=error)
+            summary.failures.append(f"metric {metric.metric.label} on {cell.describe()}: {error}")
+            return
+        finally:
+            model.zero_grad(set_to_none=True)
+        self.store.record_metric(cell.hash, metric.hash, metric.metric.label, status="done",
+                                 values=values, seconds=time.perf_counter() - started)
 
     def _trained_model(self, cell: TrainCell, data: LoadedDataset, finished, summary
                        ) -> torch.nn.Module:

@@ -71,6 +71,16 @@ CREATE TABLE IF NOT EXISTS eval_cells (
     seconds REAL,
     finished REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS metrics (
+    train_hash TEXT NOT NULL,
+    metric_hash TEXT NOT NULL,
+    label TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    values_json TEXT NOT NULL,
+    seconds REAL,
+    PRIMARY KEY (train_hash, metric_hash)
+);
 CREATE TABLE IF NOT EXISTS run_cells (
     run_id INTEGER NOT NULL,
     kind TEXT NOT NULL,
@@ -219,6 +229,18 @@ class Store:
             conn.execute("INSERT OR REPLACE INTO clean_results VALUES (?, ?, ?, ?, ?)",
                          (train_hash, ALL_EXAMPLES if max_examples is None else max_examples,
                           len(correct), float(correct.float().mean()), pack_bools(correct)))
+
+    def metric(self, train_hash: str, metric_hash: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM metrics WHERE train_hash=? AND metric_hash=?",
+                                 (train_hash, metric_hash)).fetchone()
+
+    def record_metric(self, train_hash: str, metric_hash: str, label: str, *, status: str,
+                      values: dict[str, float] | None = None, error: str | None = None,
+                      seconds: float = 0.0) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (train_hash, metric_hash, label, status, error,
+                          json.dumps(values or {}), seconds))
 
     def eval_cell(self, cell_hash: str) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM eval_cells WHERE hash=?", (cell_hash,)).fetchone()

@@ -42,6 +42,8 @@ class Suite(BaseModel):
     architectures: list[ArchitectureItem] = Field(min_length=1)
     recipes: list[RecipeItem] = Field(min_length=1)
     attacks: list[AttackItem] = Field(default_factory=list)
+    metrics: list[ComponentItem] | None = Field(
+        default=None, description="Architecture metrics (default: every metric marked default).")
     evaluation: EvaluationSettings = Field(default_factory=EvaluationSettings)
 
     @field_validator("seeds")

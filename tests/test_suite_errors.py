@@ -54,7 +54,7 @@ GOLDEN = {
         VALID + "seedz = [1]\n",
         "suite.toml: seedz: unknown key 'seedz'. Did you mean: seeds? Allowed keys: name, "
         "description, plugins, catalogues, seeds, device, datasets, architectures, recipes, "
-        "attacks, evaluation.",
+        "attacks, metrics, evaluation.",
     ),
     "misspelled key in a table": (
         VALID + "[evaluation]\nmax_example = 5\n",
