@@ -11,7 +11,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from harness.flags import raise_flag
 from harness.guard import GuardedAttack
+from harness.seeding import seed_everything
 from harness.threat import within_budget
 
 
@@ -21,11 +23,18 @@ class AttackOutcome:
 
     robust: torch.Tensor  # bool: still classified correctly within the budget
     norms: torch.Tensor  # float: perturbation norm (0 where the example was not attacked)
+    fooled: torch.Tensor  # bool: misclassified after the attack, whatever the norm
     seconds: float
 
     @property
     def accuracy(self) -> float:
         return float(self.robust.float().mean()) if len(self.robust) else 0.0
+
+    @property
+    def median_norm(self) -> float | None:
+        """Median perturbation norm of the examples the attack fooled (minimum-norm attacks)."""
+        norms = self.norms[self.fooled]
+        return float(norms.median()) if len(norms) else None
 
 
 @torch.no_grad()
@@ -40,24 +49,51 @@ def clean_correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size
 
 
 def run_attack(model: nn.Module, attack: GuardedAttack, x: torch.Tensor, y: torch.Tensor,
-               correct: torch.Tensor, batch_size: int, seed: int) -> AttackOutcome:
-    """Attack every clean-correct example; misclassified ones count as broken already.
+               targets: torch.Tensor, batch_size: int, seed: int) -> AttackOutcome:
+    """Attack the ``targets`` examples; every other example counts as broken already.
 
-    A minimum-norm attack's example is broken only if misclassified *and* within eps.
-    Raises ContractViolation if any batch leaves the threat model.
+    Per-attack mode targets the clean-correct examples; the worst-case chain targets those
+    still robust after the previous attacks. A minimum-norm attack's example is broken only if
+    misclassified *and* within eps. Raises ContractViolation if a batch leaves the threat model.
     """
     started = time.perf_counter()
-    torch.manual_seed(seed)
+    seed_everything(seed)
     robust = torch.zeros(len(y), dtype=torch.bool, device=y.device)
+    fooled = torch.zeros(len(y), dtype=torch.bool, device=y.device)
     norms = torch.zeros(len(y), dtype=torch.float64, device=y.device)
-    todo = correct.nonzero().flatten()
+    todo = targets.nonzero().flatten()
     for start in range(0, len(todo), batch_size):
         idx = todo[start:start + batch_size]
         x_adv, batch_norms = attack.run(model, x[idx], y[idx])
         with torch.no_grad():
-            still = model(x_adv).argmax(1) == y[idx]
+            correct_after = model(x_adv).argmax(1) == y[idx]
+        still = correct_after.clone()
         if attack.minimum_norm:
             still |= ~within_budget(batch_norms, attack.threat.eps).to(still.device)
         robust[idx] = still
+        fooled[idx] = ~correct_after
         norms[idx] = batch_norms.to(norms.device)
-    return AttackOutcome(robust.cpu(), norms.cpu(), time.perf_counter() - started)
+    return AttackOutcome(robust.cpu(), norms.cpu(), fooled.cpu(), time.perf_counter() - started)
+
+
+def check_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Flag models whose robustness numbers would mislead: randomness and zero input gradients.
+
+    Two forwards of the same batch must agree (else gradient attacks fight noise; AutoAttack's
+    'rand' version exists for that), and the loss must have a nonzero input gradient on
+    every example (else gradient attacks cannot move: a sign of gradient masking).
+    """
+    model.eval()
+    with torch.no_grad():
+        first, second = model(x), model(x)
+    if not torch.allclose(first, second, rtol=1e-4, atol=1e-5):
+        raise_flag("nondeterministic-model", "two forward passes of the same batch differ; "
+                   "use attacks for randomized models (e.g. autoattack version 'rand')")
+    x = x.clone().requires_grad_(True)
+    with torch.enable_grad():
+        loss = nn.functional.cross_entropy(model(x), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x)
+    zero = (grad.flatten(1).abs().sum(dim=1) == 0).float().mean()
+    if zero > 0:
+        raise_flag("zero-gradients", f"{100 * float(zero):.1f}% of checked examples have an "
+                   "all-zero input gradient: gradient attacks may be masked")

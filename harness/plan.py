@@ -101,11 +101,17 @@ class EvalCell:
     attack: Resolved
     max_examples: int | None
     batch_size: int
+    mode: str = "per-attack"
+    #: worst-case mode: the attacks that ran before this one in the chain (their configs)
+    after: tuple[dict[str, Any], ...] = ()
 
     def config(self) -> dict[str, Any]:
-        return {"train": self.train.hash, "attack": self.attack.config(),
-                "max_examples": self.max_examples, "batch_size": self.batch_size,
-                "versions": engine_versions()}
+        config = {"train": self.train.hash, "attack": self.attack.config(),
+                  "max_examples": self.max_examples, "batch_size": self.batch_size,
+                  "versions": engine_versions()}
+        if self.mode != "per-attack":
+            config.update(mode=self.mode, after=list(self.after))
+        return config
 
     @cached_property
     def hash(self) -> str:
@@ -133,8 +139,12 @@ class Plan:
     suite: LoadedSuite
     train_cells: list[TrainCell] = field(default_factory=list)
     eval_cells: list[EvalCell] = field(default_factory=list)
-    attack_labels: list[str] = field(default_factory=list)
+    attacks: list[Resolved] = field(default_factory=list)
     metrics: list[MetricSpec] = field(default_factory=list)
+
+    @property
+    def attack_labels(self) -> list[str]:
+        return [a.label for a in self.attacks]
 
     def evals_of(self, cell: TrainCell) -> list[EvalCell]:
         return [e for e in self.eval_cells if e.train.hash == cell.hash]
@@ -294,7 +304,7 @@ def build_plan(components: Components, loaded: LoadedSuite) -> Plan:
             if recipe.attack is not None:
                 _check_budget_unit(recipe.attack.threat, shape,
                                    where.child("recipes", r_index, "attack"), dataset.label)
-    plan = Plan(loaded, attack_labels=[a.label for a in attacks],
+    plan = Plan(loaded, attacks=attacks,
                 metrics=resolve_metrics(components, loaded, where))
     for dataset in datasets:
         for arch in archs:
@@ -304,7 +314,10 @@ def build_plan(components: Components, loaded: LoadedSuite) -> Plan:
                     plan.train_cells.append(cell)
                     plan.eval_cells += [
                         EvalCell(cell, attack, suite.evaluation.max_examples,
-                                 suite.evaluation.batch_size) for attack in attacks]
+                                 suite.evaluation.batch_size, suite.evaluation.mode,
+                                 tuple(a.config() for a in attacks[:i])
+                                 if suite.evaluation.mode == "worst-case" else ())
+                        for i, attack in enumerate(attacks)]
     _no_duplicate_cells(plan.train_cells, "training run", where)
     for cell in plan.train_cells[:1]:
         _no_duplicate_cells(plan.evals_of(cell), "attack", where.child("attacks"))

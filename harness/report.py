@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from statistics import mean
 
@@ -34,6 +35,11 @@ class Matrix:
     #: architecture metrics: column names and, per row key, the seed-averaged values
     metric_columns: list[str] = field(default_factory=list)
     metric_rows: dict[tuple[str, ...], list[float | None]] = field(default_factory=dict)
+    #: (row key, attack) → seed-averaged median perturbation norm of minimum-norm attacks
+    median_norms: dict[tuple[tuple[str, ...], str], float] = field(default_factory=dict)
+    mode: str = "per-attack"
+    #: robustness curves: for each attack swept over eps, its (eps, column) points in order
+    curves: list[list[tuple[float, str]]] = field(default_factory=list)
 
     def header(self) -> list[str]:
         return [*self.row_keys, "seeds", *self.columns]
@@ -50,8 +56,11 @@ class Matrix:
 
 
 def _cell_flags(store: Store, plan: dict, cell: dict) -> dict[str, dict[str, str]]:
-    """Attack label → flags raised while evaluating this train cell."""
+    """Column → flags raised for this train cell: model checks under 'clean', then attacks."""
     found = {}
+    clean = store.clean_row(cell["hash"], plan["max_examples"])
+    if clean is not None and clean["flags_json"] != "{}":
+        found["clean"] = json.loads(clean["flags_json"])
     for e in plan["eval_cells"]:
         if e["train"] == cell["hash"]:
             row = store.eval_cell(e["hash"])
@@ -90,7 +99,8 @@ def build_matrix(store: Store, run_id: int | None = None) -> Matrix:
     several_datasets = len({c["labels"]["dataset"] for c in cells}) > 1
     row_keys = (["dataset"] if several_datasets else []) + ["architecture", "recipe"]
     columns = ["clean", *plan["attack_labels"], *([WORST] if plan["attack_labels"] else [])]
-    matrix = Matrix(int(run["id"]), run["suite_name"], row_keys, columns)
+    matrix = Matrix(int(run["id"]), run["suite_name"], row_keys, columns,
+                    mode=plan.get("mode", "per-attack"))
     groups: dict[tuple[str, ...], list[list[float | None]]] = {}
     for cell in cells:
         key = tuple(str(cell["labels"][k]) for k in row_keys)
@@ -98,10 +108,16 @@ def build_matrix(store: Store, run_id: int | None = None) -> Matrix:
         for attack, raised in _cell_flags(store, plan, cell).items():
             matrix.flags.setdefault((key, attack), {}).update(raised)
     _add_metrics(store, plan, cells, row_keys, matrix)
+    _add_median_norms(store, plan, cells, row_keys, matrix)
     for key, per_seed in groups.items():
         averaged = [None if any(v is None for v in col) else mean(col)  # type: ignore[arg-type]
                     for col in zip(*per_seed, strict=True)]
         matrix.rows.append((key, averaged, len(per_seed)))
+    _add_derived_flags(matrix, plan.get("attacks", {}))
+    groups_by_curve: dict[str, list[tuple[float, str]]] = {}
+    for label, a in plan.get("attacks", {}).items():
+        groups_by_curve.setdefault(a["curve"], []).append((a["eps"], label))
+    matrix.curves = [sorted(points) for points in groups_by_curve.values() if len(points) > 1]
     for table in ("train_cells", "eval_cells"):
         hashes = [c["hash"] for c in plan[table]]
         marks = ",".join("?" * len(hashes))
@@ -111,6 +127,47 @@ def build_matrix(store: Store, run_id: int | None = None) -> Matrix:
                 row["labels_json"])
             matrix.failures.append(f"{what}: {row['error']}")
     return matrix
+
+
+def _add_median_norms(store: Store, plan: dict, cells: list[dict], row_keys: list[str],
+                      matrix: Matrix) -> None:
+    minimum_norm = {label for label, a in plan.get("attacks", {}).items() if a["minimum_norm"]}
+    found: dict[tuple[tuple[str, ...], str], list[float]] = {}
+    keys = {c["hash"]: tuple(str(c["labels"][k]) for k in row_keys) for c in cells}
+    for e in plan["eval_cells"]:
+        if e["attack"] in minimum_norm:
+            row = store.eval_cell(e["hash"])
+            if row is not None and row["median_norm"] is not None:
+                found.setdefault((keys[e["train"]], e["attack"]), []).append(row["median_norm"])
+    matrix.median_norms = {k: mean(v) for k, v in found.items()}
+
+
+def _add_derived_flags(matrix: Matrix, attacks: dict[str, dict]) -> None:
+    """Flags only the whole row shows: a black-box attack beating every white-box attack of the
+    same threat model (gradient masking), and robust accuracy rising with eps on a curve."""
+    if matrix.mode != "per-attack":
+        return  # cumulative columns cannot be compared attack against attack
+    for key, values, _ in matrix.rows:
+        acc = {c: v for c, v in zip(matrix.columns, values, strict=True) if v is not None}
+        for label, a in attacks.items():
+            if not a["black_box"] or label not in acc:
+                continue
+            white = [acc[o] for o, b in attacks.items() if o in acc and not b["black_box"]
+                     and (b["norm"], b["eps"]) == (a["norm"], a["eps"])]
+            if white and acc[label] < min(white):
+                matrix.flags.setdefault((key, label), {})["black-box-beats-white-box"] = (
+                    f"{100 * acc[label]:.1f}% < best white-box {100 * min(white):.1f}% at the same "
+                    "budget: gradients may be masked")
+        curves: dict[str, list[tuple[float, str]]] = {}
+        for label, a in attacks.items():
+            curves.setdefault(a["curve"], []).append((a["eps"], label))
+        for points in curves.values():
+            points = sorted(p for p in points if p[1] in acc)
+            for (_, smaller), (eps, larger) in pairwise(points):
+                if acc[larger] > acc[smaller]:
+                    matrix.flags.setdefault((key, larger), {})["accuracy-rises-with-eps"] = (
+                        f"{100 * acc[larger]:.1f}% at eps {eps:g} > {100 * acc[smaller]:.1f}% at "
+                        "a smaller eps: the attack is not converging")
 
 
 def _add_metrics(store: Store, plan: dict, cells: list[dict], row_keys: list[str],
@@ -158,16 +215,25 @@ def markdown_table(matrix: Matrix) -> str:
 def render_markdown(matrix: Matrix, store: Store) -> str:
     run = store.run(matrix.run_id)
     env = json.loads(run["environment_json"])
+    how = ("every attack runs on every clean-correct example" if matrix.mode == "per-attack" else
+           "worst-case chain: each attack runs only on the examples still robust after the "
+           "attacks to its left, so each column is cumulative")
     lines = [
         f"# {matrix.suite}: cross-attack matrix (run {matrix.run_id})", "",
-        "Accuracy in % on the evaluation examples: clean, robust accuracy under each attack "
-        "(every attack runs on every clean-correct example), and the worst case over all "
-        "attacks per example. Seeds are averaged; — marks a missing or failed cell.", "",
+        f"Accuracy in % on the evaluation examples: clean, robust accuracy under each attack "
+        f"({how}), and the worst case over all attacks per example. Seeds are averaged; — marks "
+        "a missing or failed cell; ⚑ marks a number qualified by a flag listed below.", "",
         markdown_table(matrix), "",
         f"Suite file: `{run['suite_path']}`; status: {run['status']}; "
         f"harness {env.get('harness')}, torch {env.get('torch')}, "
         f"torchattacks {env.get('torchattacks', '?')}.",
     ]
+    if matrix.median_norms:
+        lines += ["", "## Minimum-norm attacks: median perturbation norm of fooled examples", ""]
+        lines += [f"- {' / '.join(key)} — {attack}: {norm:.4g}"
+                  for (key, attack), norm in matrix.median_norms.items()]
+    if (out := curves_note(matrix)):
+        lines += ["", out]
     if matrix.metric_columns:
         lines += ["", "## Architecture metrics", "", metrics_table(matrix)]
     if matrix.flags:
@@ -185,6 +251,37 @@ def write_csv(matrix: Matrix, path: Path) -> None:
         writer.writerow(matrix.header())
         for key, values, seeds in matrix.rows:
             writer.writerow([*key, seeds, *("" if v is None else f"{v:.6f}" for v in values)])
+
+
+def curves_note(matrix: Matrix) -> str:
+    if not matrix.curves:
+        return ""
+    return ("## Robustness curves\n\nAccuracy against eps for each attack swept over several "
+            "budgets: `curves.png`.")
+
+
+def write_curves(matrix: Matrix, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(matrix.curves), figsize=(5 * len(matrix.curves), 3.8),
+                             squeeze=False)
+    for ax, points in zip(axes[0], matrix.curves, strict=True):
+        for key, values, _ in matrix.rows:
+            acc = dict(zip(matrix.columns, values, strict=True))
+            xs = [eps for eps, label in points if acc.get(label) is not None]
+            ys = [100 * acc[label] for _, label in points if acc.get(label) is not None]
+            ax.plot(xs, ys, marker="o", label=" / ".join(key))
+        ax.set_xlabel("eps")
+        ax.set_ylabel("robust accuracy (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(points[0][1].split("@")[0])
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def write_metrics_csv(matrix: Matrix, path: Path) -> None:
@@ -229,4 +326,7 @@ def write_report(store: Store, run_id: int | None, out_dir: Path) -> tuple[Matri
     if matrix.metric_columns:
         written.append(out_dir / "metrics.csv")
         write_metrics_csv(matrix, written[-1])
+    if matrix.curves:
+        written.append(out_dir / "curves.png")
+        write_curves(matrix, written[-1])
     return matrix, written

@@ -19,13 +19,11 @@ from harness.components import Components
 from harness.contracts import LoadedDataset
 from harness.data import as_tensors, to_device
 from harness.errors import UserError
-from harness.evaluate import clean_correct, run_attack
+from harness.evaluate import check_model, clean_correct, run_attack
 from harness.flags import collect_flags
-from harness.plan import EvalCell, MetricSpec, Plan, Resolved, TrainCell
-from harness.store import Store
+from harness.plan import EvalCell, MetricSpec, Plan, Resolved, TrainCell, stable_hash
+from harness.store import Store, unpack_bools
 from harness.train import build_attack, build_model, load_checkpoint, save_checkpoint, train
-
-EVAL_MODE = "per-attack"
 
 
 @dataclass
@@ -41,18 +39,27 @@ class RunSummary:
         return not self.failures
 
 
-def plan_record(plan: Plan) -> dict[str, Any]:
+def plan_record(plan: Plan, components: Components) -> dict[str, Any]:
     """What the report needs to rebuild the matrix from the database alone."""
     return {
         "suite": plan.suite.name,
         "attack_labels": plan.attack_labels,
         "train_cells": [{"hash": c.hash, "labels": c.labels} for c in plan.train_cells],
-        "eval_cells": [{"hash": e.hash, "train": e.train.hash, "attack": e.attack.label,
-                        "threat": e.attack.threat.model_dump() if e.attack.threat else None}
+        "eval_cells": [{"hash": e.hash, "train": e.train.hash, "attack": e.attack.label}
                        for e in plan.eval_cells],
+        "attacks": {a.label: _attack_record(components, a) for a in plan.attacks},
+        "mode": plan.suite.suite.evaluation.mode,
         "max_examples": plan.suite.suite.evaluation.max_examples,
         "metrics": [{"label": m.metric.label, "hash": m.hash} for m in plan.metrics],
     }
+
+
+def _attack_record(components: Components, attack: Resolved) -> dict[str, Any]:
+    """What the report's validity checks need: threat model, black-box, curve grouping."""
+    entry = components.attacks.get(attack.factory)
+    return {"norm": attack.threat.norm, "eps": attack.threat.eps, "black_box": entry.black_box,
+            "minimum_norm": entry.minimum_norm,
+            "curve": stable_hash([attack.factory, attack.params, attack.threat.norm])}
 
 
 def describe_error(exc: BaseException) -> str:
@@ -97,7 +104,7 @@ class Runner:
 
     def execute(self, plan: Plan) -> RunSummary:
         summary = RunSummary(self.store.start_run(plan.suite.name, plan.suite.path,
-                                                  plan_record(plan)))
+                                                  plan_record(plan, self.components)))
         status = "interrupted"
         try:
             cells = tqdm(plan.train_cells, desc="cells", unit="cell", disable=None)
@@ -152,11 +159,25 @@ class Runner:
             return
         x, y = self.eval_data(cell.dataset, data, max_examples)
         correct = clean_correct(model, x, y, batch_size)
-        self.store.record_clean(cell.hash, max_examples, correct.cpu())
+        with collect_flags() as model_flags:
+            if correct.any():
+                check_model(model, x[correct][:batch_size], y[correct][:batch_size])
+        self.store.record_clean(cell.hash, max_examples, correct.cpu(), model_flags)
         for metric in metrics:
             self._measure(cell, metric, model, x, y, data, summary)
-        for e in tqdm(pending, desc="attacks", leave=False, unit="attack", disable=None):
-            self._evaluate(e, model, x, y, correct, summary)
+        worst_case = plan.suite.suite.evaluation.mode == "worst-case"
+        targets = correct
+        for e in tqdm(evals, desc="attacks", leave=False, unit="attack", disable=None):
+            if e in pending:
+                robust = self._evaluate(e, model, x, y, targets, summary)
+            else:
+                robust = torch.from_numpy(unpack_bools(self.store.eval_cell(e.hash)["robust"]))
+            if worst_case:
+                if robust is None:  # the chain is broken: later attacks cannot run
+                    for later in evals[evals.index(e) + 1:]:
+                        self._note(summary, "eval", later.hash, "skipped")
+                    break
+                targets = targets & robust.to(targets.device)
 
     def _eval_done(self, e: EvalCell) -> bool:
         row = self.store.eval_cell(e.hash)
@@ -204,21 +225,24 @@ class Runner:
         return result.model
 
     def _evaluate(self, e: EvalCell, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                  correct: torch.Tensor, summary: RunSummary) -> None:
+                  targets: torch.Tensor, summary: RunSummary) -> torch.Tensor | None:
+        """Run one eval cell and record it; the per-example robust flags, or None if it failed."""
         seed = int(e.hash[:8], 16)
         try:
             attack = build_attack(self.components, e.attack)
             with collect_flags() as flags:
-                outcome = run_attack(model, attack, x, y, correct, e.batch_size, seed)
+                outcome = run_attack(model, attack, x, y, targets, e.batch_size, seed)
         except UserError:
             raise
         except Exception as exc:
             error = describe_error(exc)
             self.store.record_eval(e.hash, e.train.hash, e.config(), e.attack.label,
-                                   status="failed", mode=EVAL_MODE, error=error)
+                                   status="failed", mode=e.mode, error=error)
             self._note(summary, "eval", e.hash, "failed", f"{e.describe()}: {error}")
-            return
+            return None
         self.store.record_eval(e.hash, e.train.hash, e.config(), e.attack.label, status="done",
-                               mode=EVAL_MODE, robust=outcome.robust, norms=outcome.norms,
-                               flags=flags, seconds=outcome.seconds)
+                               mode=e.mode, robust=outcome.robust, norms=outcome.norms,
+                               median_norm=outcome.median_norm, flags=flags,
+                               seconds=outcome.seconds)
         self._note(summary, "eval", e.hash, "computed")
+        return outcome.robust

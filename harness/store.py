@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS clean_results (
     n INTEGER NOT NULL,
     accuracy REAL NOT NULL,
     correct BLOB NOT NULL,
+    flags_json TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (train_hash, max_examples)
 );
 CREATE TABLE IF NOT EXISTS eval_cells (
@@ -67,6 +68,7 @@ CREATE TABLE IF NOT EXISTS eval_cells (
     robust_accuracy REAL,
     robust BLOB,
     norms BLOB,
+    median_norm REAL,
     flags_json TEXT NOT NULL DEFAULT '{}',
     seconds REAL,
     finished REAL NOT NULL
@@ -217,18 +219,22 @@ class Store:
 
     # --- clean pass and attacks ---
 
-    def clean(self, train_hash: str, max_examples: int | None) -> np.ndarray | None:
-        row = self.conn.execute(
-            "SELECT correct FROM clean_results WHERE train_hash=? AND max_examples=?",
+    def clean_row(self, train_hash: str, max_examples: int | None) -> sqlite3.Row | None:
+        return self.conn.execute(
+            "SELECT * FROM clean_results WHERE train_hash=? AND max_examples=?",
             (train_hash, ALL_EXAMPLES if max_examples is None else max_examples)).fetchone()
+
+    def clean(self, train_hash: str, max_examples: int | None) -> np.ndarray | None:
+        row = self.clean_row(train_hash, max_examples)
         return None if row is None else unpack_bools(row["correct"])
 
-    def record_clean(self, train_hash: str, max_examples: int | None,
-                     correct: torch.Tensor) -> None:
+    def record_clean(self, train_hash: str, max_examples: int | None, correct: torch.Tensor,
+                     flags: dict[str, str] | None = None) -> None:
         with self.transaction() as conn:
-            conn.execute("INSERT OR REPLACE INTO clean_results VALUES (?, ?, ?, ?, ?)",
+            conn.execute("INSERT OR REPLACE INTO clean_results VALUES (?, ?, ?, ?, ?, ?)",
                          (train_hash, ALL_EXAMPLES if max_examples is None else max_examples,
-                          len(correct), float(correct.float().mean()), pack_bools(correct)))
+                          len(correct), float(correct.float().mean()), pack_bools(correct),
+                          json.dumps(flags or {})))
 
     def metric(self, train_hash: str, metric_hash: str) -> sqlite3.Row | None:
         return self.conn.execute("SELECT * FROM metrics WHERE train_hash=? AND metric_hash=?",
@@ -248,14 +254,15 @@ class Store:
     def record_eval(self, cell_hash: str, train_hash: str, config: dict[str, Any],
                     attack_label: str, *, status: str, mode: str, error: str | None = None,
                     robust: torch.Tensor | None = None, norms: torch.Tensor | None = None,
-                    flags: dict[str, str] | None = None, seconds: float = 0.0) -> None:
+                    median_norm: float | None = None, flags: dict[str, str] | None = None,
+                    seconds: float = 0.0) -> None:
         with self.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO eval_cells VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (cell_hash, train_hash, json.dumps(config), attack_label, status, error, mode,
                  None if robust is None else len(robust),
                  None if robust is None else float(robust.float().mean()),
                  None if robust is None else pack_bools(robust),
-                 None if norms is None else norms.double().numpy().tobytes(),
+                 None if norms is None else norms.double().numpy().tobytes(), median_norm,
                  json.dumps(flags or {}), seconds, time.time()))

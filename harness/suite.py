@@ -20,9 +20,11 @@ class EvaluationSettings(BaseModel):
     max_examples: int | None = Field(
         default=None, ge=1, description="First N test examples (None: the whole test split).")
     batch_size: int = Field(default=256, ge=1)
-    mode: Literal["per-attack"] = Field(
+    mode: Literal["per-attack", "worst-case"] = Field(
         default="per-attack",
-        description="per-attack: every attack runs on every clean-correct example.")
+        description="per-attack: every attack runs on every clean-correct example; worst-case: "
+                    "each attack runs only on the examples still robust after the previous ones "
+                    "(AutoAttack style: cheaper, the last column is the worst case).")
 
 
 class Suite(BaseModel):

@@ -4,13 +4,11 @@ plugin supplies the per-batch loss."""
 from __future__ import annotations
 
 import os
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
@@ -21,6 +19,7 @@ from harness.contracts import LoadedDataset
 from harness.data import train_batches
 from harness.guard import GuardedAttack
 from harness.plan import Resolved, TrainCell
+from harness.seeding import seed_everything
 
 
 class TrainingDiverged(RuntimeError):
@@ -32,12 +31,6 @@ class TrainResult:
     model: nn.Module
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def build_model(components: Components, arch: Resolved, data: LoadedDataset,
