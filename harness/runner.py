@@ -209,12 +209,16 @@ class Runner:
         self.store.record_metric(cell.hash, metric.hash, metric.metric.label, status="done",
                                  values=values, seconds=time.perf_counter() - started)
 
+    def load_model(self, cell: TrainCell, data: LoadedDataset, checkpoint: Path
+                   ) -> torch.nn.Module:
+        model = build_model(self.components, cell.architecture, data, self.device)
+        return load_checkpoint(model, checkpoint)
+
     def _trained_model(self, cell: TrainCell, data: LoadedDataset, finished, summary
                        ) -> torch.nn.Module:
         if finished is not None:
-            model = build_model(self.components, cell.architecture, data, self.device)
             self._note(summary, "train", cell.hash, "cached")
-            return load_checkpoint(model, Path(finished["checkpoint"]))
+            return self.load_model(cell, data, Path(finished["checkpoint"]))
         result = train(self.components, cell, data, self.device)
         checkpoint = self.store.checkpoint_path(cell.hash)
         save_checkpoint(result.model, checkpoint)

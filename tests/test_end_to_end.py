@@ -146,3 +146,26 @@ def test_failing_cells_are_recorded_and_the_run_goes_on(tmp_path: Path):
     statuses = dict(db.execute("SELECT attack_label, status FROM eval_cells"))
     assert statuses == {"overshoot": "failed", "fgsm": "done"}
     assert db.execute("SELECT status FROM runs").fetchone()[0] == "failed"
+
+
+def test_crosscheck_reports_the_gap_between_two_attacks(finished_run):
+    suite, out, _ = finished_run
+    same = CliRunner().invoke(cli, ["crosscheck", str(suite), "pgd20-linf-0.1", "pgd20-linf-0.1",
+                                    "--output", str(out), "--max-examples", "32"])
+    assert same.exit_code == 0, same.output
+    lines = [line for line in same.output.splitlines() if line.startswith("| digits")]
+    assert len(lines) == 4 and all(line.endswith("| 0.0 | 0.0% |") for line in lines)
+    weak = CliRunner().invoke(cli, ["crosscheck", str(suite), "pgd20-linf-0.1", "fgsm",
+                                    "--eps", "0.1", "--output", str(out), "--max-examples", "32",
+                                    "--tolerance", "0"])
+    assert weak.exit_code == 1
+    assert "model(s) above the 0 pp tolerance" in weak.output
+
+
+def test_crosscheck_needs_a_finished_run(tmp_path):
+    suite = tmp_path / "s.toml"
+    suite.write_text(SUITE)
+    result = CliRunner().invoke(cli, ["crosscheck", str(suite), "fgsm-linf-0.1", "pgd", "--eps",
+                                      "0.1", "--output", str(tmp_path / "empty")])
+    assert result.exit_code == 2
+    assert f"{suite}: no trained model in {tmp_path / 'empty'}; run 'harness run" in result.output
