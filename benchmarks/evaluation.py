@@ -34,7 +34,7 @@ Configurations
   so every example is clean-correct and the attack does full work; PGD-10 linf 8/255,
   step 2/255, batch 64.
 
-Run ``.venv/bin/python benchmarks/evaluation.py`` (about 1.5 minutes on 2 idle cores) or add
+Run ``.venv/bin/python benchmarks/evaluation.py`` (1.5–2.5 minutes on 2 cores) or add
 ``--quick`` (under a minute). See benchmarks/README.md for the output.
 """
 
@@ -323,6 +323,12 @@ def run_config(components: Components, config: Config, setup: Setup) -> float:
     verdict = "ok" if ratio <= TARGET_RATIO else "OVER TARGET"
     print(f"   ratio harness/direct (min times): {ratio:.3f}  (target <= {TARGET_RATIO}: "
           f"{verdict}); difference {fmt_seconds(t_harness - t_direct)}")
+    paired = [h.seconds / d.seconds for h, d in zip(runs["harness"], runs["direct"], strict=True)]
+    print(f"   paired ratios (harness/direct run of the same repeat, adjacent in time): median "
+          f"{statistics.median(paired):.3f}, range {min(paired):.3f}-{max(paired):.3f}")
+    if abs(statistics.median(paired) - ratio) > 0.05:
+        print("   NOTE: the min-time and paired ratios disagree by more than 0.05: the timings are "
+              "noise-dominated; rerun on an idle machine or with more repeats")
     all_results = [r for results in runs.values() for r in results]
     same_correct = all(torch.equal(r.correct, correct) for r in all_results)
     same_robust = all(torch.equal(r.robust, runs["direct"][0].robust) for r in all_results)
@@ -336,11 +342,15 @@ def run_config(components: Components, config: Config, setup: Setup) -> float:
 
 
 def system_busy_seconds() -> float | None:
-    """CPU seconds all processes have spent busy since boot (Linux /proc/stat), or None."""
+    """CPU seconds spent busy since boot (Linux /proc/stat), or None.
+
+    Counts user, nice, system, irq, softirq and steal (time a hypervisor gave to other guests,
+    which slows this process just like a competing one); not idle or iowait.
+    """
     try:
         with open("/proc/stat") as stat:
-            fields = [int(v) for v in stat.readline().split()[1:8]]
-        return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+            fields = [int(v) for v in stat.readline().split()[1:9]]
+        return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
 
@@ -377,18 +387,19 @@ def report_load(when: str, threads: int) -> None:
         return
     print(f"other load {when}: {busy:.2f} of {cpus} CPUs busy (sampled over 0.5 s)")
     if busy > 0.3 and threads + busy > cpus:
-        print(f"WARNING: other processes are using the CPUs; with {threads} threads on {cpus} "
-              "CPUs the times can inflate many-fold and vary wildly. Rerun on an idle machine "
-              "(or try --threads 1).")
+        hint = " (or try --threads 1)" if threads > 1 else ""
+        print(f"WARNING: other processes are using the CPUs; with {threads} thread(s) on {cpus} "
+              f"CPUs the times can inflate many-fold and vary wildly. Rerun on an idle "
+              f"machine{hint}.")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="fewer repeats (digits 3, resnet 1): under a minute on 2 cores")
+                        help="fewer repeats (digits 5, resnet 2): under a minute on 2 cores")
     parser.add_argument("--repeats", type=int, default=None,
-                        help="timed repeats per method for digits (default 10, --quick 3)")
+                        help="timed repeats per method for digits (default 20, --quick 5)")
     parser.add_argument("--resnet-repeats", type=int, default=None,
                         help="timed repeats per method for resnet (default 3, --quick 1)")
     parser.add_argument("--threads", type=int, default=cpus or 1,
@@ -407,8 +418,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--{flag.replace('_', '-')} must be >= 1")
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
-    digits_repeats = args.repeats or (3 if args.quick else 10)
-    resnet_repeats = args.resnet_repeats or (1 if args.quick else 3)
+    digits_repeats = args.repeats or (5 if args.quick else 20)
+    resnet_repeats = args.resnet_repeats or (2 if args.quick else 3)
     started = time.perf_counter()
     print("robust-harness evaluation benchmark: harness path vs direct torchattacks.PGD")
     print(f"python {sys.version.split()[0]}, torch {torch.__version__}, torchattacks "

@@ -16,13 +16,16 @@ class GuardedAttack:
     """An attack plugin's callable wrapped so no toolkit quirk leaks into results or training.
 
     Toolkits differ: some leave the model in eval mode, some write parameter gradients. Here the
-    model is attacked in eval mode and given back in the mode it came in, parameter gradients
-    the attack wrote are dropped, and the output is checked against the threat model.
+    model is attacked in eval mode (``train_mode=True`` keeps the caller's modes, for training
+    recipes that craft with BatchNorm in train mode) and given back in the modes it came in;
+    parameters are frozen while crafting, so only input gradients are computed, and any
+    parameter gradient is restored; the output is checked against the threat model.
     """
 
     attack: Attack
     threat: ThreatModel
     minimum_norm: bool = False
+    train_mode: bool = False
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.run(model, x, y)[0]
@@ -31,15 +34,21 @@ class GuardedAttack:
             ) -> tuple[torch.Tensor, torch.Tensor]:
         """(x_adv, per-example perturbation norms); raises ContractViolation on a bad batch."""
         modes = [(module, module.training) for module in model.modules()]
-        saved_grads = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
-        model.eval()
+        params = list(model.parameters())
+        saved = [(p.requires_grad, p.grad) for p in params]  # frozen params gain no gradient
+        if not self.train_mode:
+            model.eval()
+        for p in params:
+            p.requires_grad_(False)
+            p.grad = None
         try:
             with torch.enable_grad():
                 x_adv = self.attack(model, x, y)
         finally:
             for module, training in modes:  # per module: a frozen BN stays in eval
                 module.training = training
-            for p, grad in zip(model.parameters(), saved_grads, strict=True):
+            for p, (requires_grad, grad) in zip(params, saved, strict=True):
+                p.requires_grad_(requires_grad)
                 p.grad = grad
         x_adv = x_adv.detach() if isinstance(x_adv, torch.Tensor) else x_adv
         norms = check_adversarial_batch(x, x_adv, self.threat, bounded=not self.minimum_norm)

@@ -62,12 +62,18 @@ class ResolvedRecipe:
     recipe: Recipe
     defense: Resolved
     attack: Resolved | None
+    validation_attack: Resolved | None = None
 
     def config(self) -> dict[str, Any]:
         settings = self.recipe.model_dump(
             mode="json", exclude={"description", "defense", "defense_params", "attack"})
-        return {"settings": settings, "defense": self.defense.config(),
-                "attack": self.attack.config() if self.attack else None}
+        if settings.get("validation"):
+            settings["validation"].pop("attack")
+        config = {"settings": settings, "defense": self.defense.config(),
+                  "attack": self.attack.config() if self.attack else None}
+        if self.validation_attack is not None:
+            config["validation_attack"] = self.validation_attack.config()
+        return config
 
 
 @dataclass(frozen=True)
@@ -230,7 +236,11 @@ def resolve_recipe_spec(components: Components, recipe: Recipe, where: Where,
     elif recipe.attack is not None:
         raise where.child("attack").error(
             f"defense {recipe.defense!r} does not use a training attack; remove attack")
-    return ResolvedRecipe(label, recipe, defense, attack)
+    validation_attack = None
+    if recipe.validation is not None and recipe.validation.attack is not None:
+        validation_attack = resolve_attacks(components, recipe.validation.attack,
+                                            where.child("validation", "attack"))[0]
+    return ResolvedRecipe(label, recipe, defense, attack, validation_attack)
 
 
 def resolve_recipe(components: Components, ref: RecipeRef, where: Where) -> ResolvedRecipe:

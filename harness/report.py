@@ -61,6 +61,9 @@ def _cell_flags(store: Store, plan: dict, cell: dict) -> dict[str, dict[str, str
     clean = store.clean_row(cell["hash"], plan["max_examples"])
     if clean is not None and clean["flags_json"] != "{}":
         found["clean"] = json.loads(clean["flags_json"])
+    trained = store.train_cell(cell["hash"])
+    if trained is not None and trained["flags_json"] != "{}":
+        found.setdefault("clean", {}).update(json.loads(trained["flags_json"]))
     for e in plan["eval_cells"]:
         if e["train"] == cell["hash"]:
             row = store.eval_cell(e["hash"])
@@ -177,6 +180,10 @@ def _add_metrics(store: Store, plan: dict, cells: list[dict], row_keys: list[str
     for cell in cells:
         key = tuple(str(cell["labels"][k]) for k in row_keys)
         values: dict[str, float] = {}
+        trained = store.train_cell(cell["hash"])
+        if trained is not None and trained["status"] == "done":
+            for name, value in json.loads(trained["summary_json"]).items():
+                values[f"training.{name}"] = value
         for metric in plan.get("metrics", []):
             row = store.metric(cell["hash"], metric["hash"])
             if row is not None and row["status"] == "done":
@@ -284,6 +291,38 @@ def write_curves(matrix: Matrix, path: Path) -> None:
     plt.close(fig)
 
 
+def write_history(store: Store, run_id: int | None, path: Path) -> bool:
+    """Per-epoch loss and probe accuracies of every train cell of the run; False if none."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plan = json.loads(store.run(run_id)["plan_json"])
+    histories = []
+    for cell in plan["train_cells"]:
+        row = store.train_cell(cell["hash"])
+        if row is not None and row["status"] == "done" and json.loads(row["history_json"]):
+            label = " / ".join(str(v) for v in cell["labels"].values())
+            histories.append((label, json.loads(row["history_json"])))
+    if not histories:
+        return False
+    keys = [k for k in ("loss", "train_clean", "train_robust", "val_clean", "val_robust")
+            if any(k in h[0] for _, h in histories)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.5), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        for label, history in histories:
+            points = [(r["epoch"], r[key]) for r in history if key in r]
+            ax.plot(*zip(*points, strict=True), marker=".", label=label)
+        ax.set_title(key.replace("_", " "))
+        ax.set_xlabel("epoch")
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def write_metrics_csv(matrix: Matrix, path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -329,4 +368,6 @@ def write_report(store: Store, run_id: int | None, out_dir: Path) -> tuple[Matri
     if matrix.curves:
         written.append(out_dir / "curves.png")
         write_curves(matrix, written[-1])
+    if write_history(store, matrix.run_id, out_dir / "history.png"):
+        written.append(out_dir / "history.png")
     return matrix, written

@@ -22,8 +22,17 @@ from harness.errors import UserError
 from harness.evaluate import check_model, clean_correct, run_attack
 from harness.flags import collect_flags
 from harness.plan import EvalCell, MetricSpec, Plan, Resolved, TrainCell, stable_hash
+from harness.seeding import preserved_rng
 from harness.store import Store, unpack_bools
-from harness.train import build_attack, build_model, load_checkpoint, save_checkpoint, train
+from harness.train import (
+    PROBE_SEED,
+    build_attack,
+    build_model,
+    load_checkpoint,
+    save_checkpoint,
+    save_state_dict,
+    train,
+)
 
 
 @dataclass
@@ -146,7 +155,7 @@ class Runner:
             return
         try:
             data = self.dataset(cell.dataset, plan)
-            model = self._trained_model(cell, data, finished, summary)
+            model = self._trained_model(plan, cell, data, finished, summary)
         except UserError:
             raise
         except Exception as exc:
@@ -214,18 +223,33 @@ class Runner:
         model = build_model(self.components, cell.architecture, data, self.device)
         return load_checkpoint(model, checkpoint)
 
-    def _trained_model(self, cell: TrainCell, data: LoadedDataset, finished, summary
-                       ) -> torch.nn.Module:
+    def _trained_model(self, plan: Plan, cell: TrainCell, data: LoadedDataset, finished,
+                       run_summary: RunSummary) -> torch.nn.Module:
         if finished is not None:
-            self._note(summary, "train", cell.hash, "cached")
+            self._note(run_summary, "train", cell.hash, "cached")
             return self.load_model(cell, data, Path(finished["checkpoint"]))
-        result = train(self.components, cell, data, self.device)
+        state_path = self.store.checkpoint_path(cell.hash, "state")
+        with collect_flags() as flags:
+            result = train(self.components, cell, data, self.device, state_path)
         checkpoint = self.store.checkpoint_path(cell.hash)
         save_checkpoint(result.model, checkpoint)
+        for which, state in (("best", result.best_state), ("last", result.last_state)):
+            if result.best_state is not None and state is not None:
+                save_state_dict(state, self.store.checkpoint_path(cell.hash, which))
+        summary = dict(result.summary)
+        if result.probe is not None:  # the same probe on test examples: the generalization gap
+            x, y = self.eval_data(cell.dataset, data, plan.suite.suite.evaluation.max_examples)
+            batch = cell.recipe.recipe.batch_size
+            with preserved_rng():
+                correct = clean_correct(result.model, x, y, batch)
+                test = run_attack(result.model, result.probe, x, y, correct, batch, PROBE_SEED)
+            summary["final_test_robust"] = test.accuracy
+            summary["robust_gap"] = summary["final_train_robust"] - test.accuracy
         self.store.record_train(cell.hash, cell.config(), cell.labels, status="done",
-                                checkpoint=checkpoint, history=result.history,
-                                seconds=result.seconds)
-        self._note(summary, "train", cell.hash, "computed")
+                                checkpoint=checkpoint, history=result.history, summary=summary,
+                                flags=flags, seconds=result.seconds)
+        state_path.unlink(missing_ok=True)
+        self._note(run_summary, "train", cell.hash, "computed")
         return result.model
 
     def _evaluate(self, e: EvalCell, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from harness.threat import Eps, Norm, parse_eps
 
@@ -106,8 +106,19 @@ class TrainAttack(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class Validation(_Strict):
+    """A held-out split of the training set for per-epoch robust accuracy and best-checkpoint
+    selection (never the test set)."""
+
+    fraction: float = Field(default=0.1, gt=0, lt=1)
+    attack: Annotated[TrainAttack, BeforeValidator(_name_to_table)] | None = Field(
+        default=None, description="Probe attack (default: the recipe's training attack).")
+    max_examples: int = Field(default=512, ge=1, description="Examples probed per epoch.")
+    start_epoch: int = Field(default=1, ge=1, description="Best selection starts at this epoch.")
+
+
 class Recipe(_Strict):
-    """How to train: the defense and its attack, optimizer, schedule and batch size."""
+    """How to train: the defense and its attack, optimizer, schedule, augmentation, selection."""
 
     description: str = ""
     defense: str = "standard"
@@ -115,14 +126,39 @@ class Recipe(_Strict):
     attack: Annotated[TrainAttack, BeforeValidator(_name_to_table)] | None = None
     epochs: int = Field(ge=1)
     batch_size: int = Field(default=128, ge=1)
-    optimizer: Literal["sgd"] = "sgd"
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
     lr: float = Field(default=0.1, gt=0)
-    momentum: float = Field(default=0.9, ge=0, lt=1)
+    momentum: float = Field(default=0.9, ge=0, lt=1, description="SGD momentum.")
     nesterov: bool = False
+    betas: tuple[float, float] = Field(default=(0.9, 0.999), description="Adam/AdamW betas.")
     weight_decay: float = Field(default=5e-4, ge=0)
+    schedule: Literal["multistep", "cosine", "cyclic", "constant"] = Field(
+        default="multistep", description="multistep: ×gamma at each milestone epoch; cosine: "
+        "to min_lr after warm-up; cyclic: linear up to lr at cycle_peak, then down to 0.")
     milestones: list[int] = Field(default_factory=list)
     gamma: float = Field(default=0.1, gt=0)
+    warmup_epochs: float = Field(default=0, ge=0)
+    min_lr: float = Field(default=0, ge=0)
+    cycle_peak: float = Field(default=0.4, gt=0, lt=1)
     grad_clip: float | None = Field(default=None, gt=0)
+    ema: float | None = Field(default=None, gt=0, lt=1, description="EMA decay of the weights.")
+    augment: Literal["none", "crop-flip", "autoaugment"] = "none"
+    crop_padding: int = Field(default=4, ge=0)
+    validation: Validation | None = None
+    checkpoint: Literal["last", "best"] = Field(
+        default="last", description="Weights evaluated: the last epoch's, or the best by "
+        "validation robust accuracy (both are kept).")
+    attack_bn: Literal["eval", "train"] = Field(
+        default="eval", description="BatchNorm mode while crafting training attacks.")
+    amp: bool = Field(default=False, description="bf16 autocast (CUDA only; ignored elsewhere).")
+    channels_last: bool = Field(default=False, description="channels_last memory (CUDA only).")
+
+    @model_validator(mode="after")
+    def _best_needs_validation(self) -> Recipe:
+        if self.checkpoint == "best" and self.validation is None:
+            raise ValueError('checkpoint = "best" needs a validation split; add '
+                             "validation = { fraction = 0.1 }")
+        return self
 
 
 class CatalogueFile(_Strict):

@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS train_cells (
     error TEXT,
     checkpoint TEXT,
     history_json TEXT,
+    summary_json TEXT NOT NULL DEFAULT '{}',
+    flags_json TEXT NOT NULL DEFAULT '{}',
     seconds REAL,
     finished REAL NOT NULL
 );
@@ -156,8 +158,10 @@ class Store:
             raise
         self.conn.execute("COMMIT")
 
-    def checkpoint_path(self, train_hash: str) -> Path:
-        return self.root / "checkpoints" / f"{train_hash}.safetensors"
+    def checkpoint_path(self, train_hash: str, which: str = "") -> Path:
+        """The evaluated weights (``which=""``), or the ``best``/``last`` ones, or ``state``."""
+        suffix = {"": ".safetensors", "state": ".state.pt"}.get(which, f".{which}.safetensors")
+        return self.root / "checkpoints" / f"{train_hash}{suffix}"
 
     # --- runs ---
 
@@ -209,13 +213,15 @@ class Store:
 
     def record_train(self, cell_hash: str, config: dict[str, Any], labels: dict[str, Any], *,
                      status: str, error: str | None = None, checkpoint: Path | None = None,
-                     history: list[dict[str, Any]] | None = None, seconds: float = 0.0) -> None:
+                     history: list[dict[str, Any]] | None = None,
+                     summary: dict[str, float] | None = None, flags: dict[str, str] | None = None,
+                     seconds: float = 0.0) -> None:
         with self.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO train_cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO train_cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (cell_hash, json.dumps(config), json.dumps(labels), status, error,
-                 str(checkpoint) if checkpoint else None, json.dumps(history or []), seconds,
-                 time.time()))
+                 str(checkpoint) if checkpoint else None, json.dumps(history or []),
+                 json.dumps(summary or {}), json.dumps(flags or {}), seconds, time.time()))
 
     # --- clean pass and attacks ---
 

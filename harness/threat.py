@@ -151,20 +151,21 @@ def check_adversarial_batch(
             f"expected {tuple(x.shape)} {x.dtype}"
         )
     finite = torch.isfinite(x_adv).flatten(1).all(dim=1)
-    if not bool(finite.all()):
-        bad = int((~finite).sum())
-        raise ContractViolation(f"attack returned non-finite values for {bad} example(s)")
-    low, high = float(x_adv.min()), float(x_adv.max())
+    norms = perturbation_norms(x, x_adv, threat.norm)
+    over = ~within_budget(norms, threat.eps) if bounded else torch.zeros_like(finite)
+    # One host read per batch (a GPU sync), not one per check.
+    non_finite, low, high, n_over, largest = torch.stack([
+        (~finite).sum().double(), x_adv.min().double(), x_adv.max().double(),
+        over.sum().double(), norms.max().double()]).tolist()
+    if non_finite:
+        raise ContractViolation(f"attack returned non-finite values for {int(non_finite)} example(s)")
     if low < 0.0 or high > 1.0:
         raise ContractViolation(
             f"attack left the input range [0,1]: values span [{low:.6g}, {high:.6g}]"
         )
-    norms = perturbation_norms(x, x_adv, threat.norm)
-    if bounded:
-        over = ~within_budget(norms, threat.eps)
-        if bool(over.any()):
-            raise ContractViolation(
-                f"attack exceeded its budget ({threat.describe()}): {int(over.sum())} example(s) "
-                f"up to {float(norms.max()):.6g}"
-            )
+    if n_over:
+        raise ContractViolation(
+            f"attack exceeded its budget ({threat.describe()}): {int(n_over)} example(s) "
+            f"up to {largest:.6g}"
+        )
     return norms

@@ -1,10 +1,20 @@
-"""The training loop: the engine owns optimizer, schedule, seeding and checkpoints; a defense
-plugin supplies the per-batch loss."""
+"""The training loop: the engine owns optimizer, schedule, augmentation, EMA, selection,
+checkpoints and resumption; a defense plugin supplies the per-batch loss.
+
+A defense implements ``loss(model, x, y)``, or ``train_batch(model, x, y, step)`` when it needs
+the update itself (Free-AT replays a batch; AWP perturbs weights around the update):
+``step(loss, before_update=None)`` back-propagates, calls ``before_update()``, clips and takes
+one optimizer step. ``on_epoch_end(model, record)`` (optional) sees each epoch's history
+record, e.g. to detect catastrophic overfitting.
+"""
 
 from __future__ import annotations
 
+import copy
 import os
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,14 +22,22 @@ from typing import Any
 import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import Dataset, Subset, TensorDataset
 from tqdm.auto import tqdm
 
+from harness.augment import augment
 from harness.components import Components
 from harness.contracts import LoadedDataset
-from harness.data import train_batches
+from harness.data import as_tensors, train_batches
+from harness.evaluate import clean_correct, run_attack
 from harness.guard import GuardedAttack
 from harness.plan import Resolved, TrainCell
-from harness.seeding import seed_everything
+from harness.schedule import lr_factor
+from harness.seeding import preserved_rng, rng_state, seed_everything, set_rng_state
+from harness.specs import Recipe
+
+PROBE_SEED = 12345
 
 
 class TrainingDiverged(RuntimeError):
@@ -28,8 +46,12 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainResult:
-    model: nn.Module
+    model: nn.Module  # the weights to evaluate: last or best, EMA when the recipe keeps one
+    best_state: dict[str, torch.Tensor] | None = None
+    last_state: dict[str, torch.Tensor] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, float] = field(default_factory=dict)
+    probe: GuardedAttack | None = None
     seconds: float = 0.0
 
 
@@ -46,60 +68,234 @@ def build_model(components: Components, arch: Resolved, data: LoadedDataset,
     return model.to(device)
 
 
-def build_attack(components: Components, attack: Resolved) -> GuardedAttack:
+def build_attack(components: Components, attack: Resolved, train_mode: bool = False
+                 ) -> GuardedAttack:
     entry = components.attacks.get(attack.factory)
     assert attack.threat is not None
     return GuardedAttack(entry.factory(entry.make_params(attack.params), attack.threat),
-                         attack.threat, entry.minimum_norm)
+                         attack.threat, entry.minimum_norm, train_mode)
 
 
-def train(components: Components, cell: TrainCell, data: LoadedDataset, device: torch.device
-          ) -> TrainResult:
-    """Train one cell from its seed; deterministic on CPU for a given seed and config."""
-    seed_everything(cell.seed)
-    started = time.perf_counter()
-    recipe = cell.recipe.recipe
-    model = build_model(components, cell.architecture, data, device)
-    attack = build_attack(components, cell.recipe.attack) if cell.recipe.attack else None
-    defense_entry = components.defenses.get(cell.recipe.defense.factory)
-    defense = defense_entry.factory(defense_entry.make_params(cell.recipe.defense.params), attack)
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, recipe.milestones, recipe.gamma)
-    generator = torch.Generator().manual_seed(cell.seed)
-    result = TrainResult(model)
-    epochs = tqdm(range(recipe.epochs), desc=cell.describe(), leave=False, unit="epoch",
-                  disable=None)
-    for epoch in epochs:
-        model.train()
+def split_validation(dataset: Dataset, fraction: float) -> tuple[Dataset, Dataset]:
+    """A fixed held-out part of the training set (seed 0: the same split for every cell)."""
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))
+    n_val = max(1, round(fraction * len(dataset)))
+    val, train = order[:n_val].sort().values, order[n_val:].sort().values
+    if isinstance(dataset, TensorDataset):
+        return (TensorDataset(*(t[train] for t in dataset.tensors)),
+                TensorDataset(*(t[val] for t in dataset.tensors)))
+    return Subset(dataset, train.tolist()), Subset(dataset, val.tolist())
+
+
+def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                               weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    cls = torch.optim.Adam if recipe.optimizer == "adam" else torch.optim.AdamW
+    return cls(model.parameters(), lr=recipe.lr, betas=recipe.betas,
+               weight_decay=recipe.weight_decay)
+
+
+def autocast(recipe: Recipe, device: torch.device) -> AbstractContextManager[Any]:
+    """bf16 autocast on CUDA when the recipe asks; full precision everywhere else."""
+    if recipe.amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@dataclass
+class Probe:
+    """Clean and robust accuracy of fixed example sets, measured without disturbing training."""
+
+    attack: GuardedAttack | None
+    sets: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    batch_size: int
+
+    def measure(self, model: nn.Module) -> dict[str, float]:
+        out: dict[str, float] = {}
+        was_training = model.training
+        with preserved_rng():
+            for name, (x, y) in self.sets.items():
+                correct = clean_correct(model, x, y, self.batch_size)
+                out[f"{name}_clean"] = float(correct.float().mean())
+                if self.attack is not None:
+                    robust = run_attack(model, self.attack, x, y, correct, self.batch_size,
+                                        PROBE_SEED).robust
+                    out[f"{name}_robust"] = float(robust.float().mean())
+        model.train(was_training)
+        return out
+
+
+class Trainer:
+    """One train cell: resumable epoch by epoch from ``state_path``."""
+
+    def __init__(self, components: Components, cell: TrainCell, data: LoadedDataset,
+                 device: torch.device, state_path: Path | None = None) -> None:
+        self.cell, self.device, self.state_path = cell, device, state_path
+        self.recipe = recipe = cell.recipe.recipe
+        seed_everything(cell.seed)
+        self.model = build_model(components, cell.architecture, data, device)
+        if recipe.channels_last and device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        train_mode = recipe.attack_bn == "train"
+        attack = (build_attack(components, cell.recipe.attack, train_mode)
+                  if cell.recipe.attack else None)
+        entry = components.defenses.get(cell.recipe.defense.factory)
+        self.defense = entry.factory(entry.make_params(cell.recipe.defense.params), attack)
+        self.optimizer = build_optimizer(recipe, self.model)
+        self.train_set, probe_sets = data.train, {}
+        if recipe.validation is not None:
+            self.train_set, val_set = split_validation(data.train, recipe.validation.fraction)
+            probe_sets["val"] = as_tensors(val_set, recipe.validation.max_examples)
+        limit = recipe.validation.max_examples if recipe.validation else 512
+        probe_sets["train"] = as_tensors(self.train_set, limit)
+        probe_attack = attack
+        if recipe.validation is not None and recipe.validation.attack is not None:
+            probe_attack = build_attack(components, cell.recipe.validation_attack)
+        self.probe = Probe(probe_attack, {k: (x.to(device), y.to(device))
+                                          for k, (x, y) in probe_sets.items()},
+                           recipe.batch_size)
+        self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema),
+                                  use_buffers=True) if recipe.ema else None)
+        self.generator = torch.Generator().manual_seed(cell.seed)
+        self.steps_per_batch = int(getattr(self.defense, "steps_per_batch", 1))
+        n_batches = -(-len(self.train_set) // recipe.batch_size)
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda step: lr_factor(recipe, step, n_batches * self.steps_per_batch))
+        self.history: list[dict[str, Any]] = []
+        self.best: tuple[float, dict[str, torch.Tensor]] | None = None
+        self.epoch = 0
+
+    # --- the update, shared by plain and custom defenses ---
+
+    def step(self, loss: torch.Tensor, before_update: Callable[[], None] | None = None) -> None:
+        if not torch.isfinite(loss.detach()):
+            raise TrainingDiverged(f"loss is {float(loss.detach())} at epoch {self.epoch + 1}; "
+                                   "lower lr or add grad_clip to the recipe")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if before_update is not None:
+            before_update()
+        if self.recipe.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
+        self.optimizer.step()
+        self.schedule.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in train_batches(self.train_set, self.recipe.batch_size, self.device,
+                                  self.generator):
+            x = augment(x, self.recipe.augment, self.recipe.crop_padding, self.generator)
+            if self.recipe.channels_last and self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, y
+
+    def run_epoch(self) -> float:
+        self.model.train()
         total, count = 0.0, 0
-        for x, y in train_batches(data.train, recipe.batch_size, device, generator):
-            optimizer.zero_grad(set_to_none=True)
-            loss = defense.loss(model, x, y)
-            if not torch.isfinite(loss):
-                raise TrainingDiverged(f"loss is {float(loss.detach())} at epoch {epoch + 1}; lower lr "
-                                       "or add grad_clip to the recipe")
-            loss.backward()
-            if recipe.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-            optimizer.step()
+        custom = getattr(self.defense, "train_batch", None)
+        for x, y in self.batches():
+            with autocast(self.recipe, self.device):
+                if custom is not None:
+                    loss = custom(self.model, x, y, self.step)
+                else:
+                    loss = self.defense.loss(self.model, x, y)
+                    self.step(loss)
             total += float(loss.detach()) * len(y)
             count += len(y)
-        result.history.append({"epoch": epoch + 1, "loss": total / max(count, 1),
-                               "lr": optimizer.param_groups[0]["lr"]})
-        schedule.step()
-        epochs.set_postfix(loss=f"{total / max(count, 1):.3f}")
-    model.eval()
-    result.seconds = time.perf_counter() - started
-    return result
+        return total / max(count, 1)
+
+    @property
+    def evaluated(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def end_epoch(self, loss: float) -> None:
+        record: dict[str, Any] = {"epoch": self.epoch + 1, "loss": loss,
+                                  "lr": self.optimizer.param_groups[0]["lr"]}
+        record.update(self.probe.measure(self.evaluated))
+        self.history.append(record)
+        hook = getattr(self.defense, "on_epoch_end", None)
+        if hook is not None:
+            hook(self.model, record)
+        validation = self.recipe.validation
+        if validation is not None and self.epoch + 1 >= validation.start_epoch:
+            score = record.get("val_robust", record["val_clean"])
+            if self.best is None or score > self.best[0]:
+                self.best = (score, copy.deepcopy(self.evaluated.state_dict()))
+        self.epoch += 1
+
+    # --- resumption ---
+
+    def save_state(self) -> None:
+        if self.state_path is None:
+            return
+        state = {"epoch": self.epoch, "model": self.model.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+                 "ema": self.ema.state_dict() if self.ema else None, "history": self.history,
+                 "best": self.best, "rng": rng_state(), "generator": self.generator.get_state()}
+        atomic_write(self.state_path, lambda tmp: torch.save(state, tmp))
+
+    def load_state(self) -> bool:
+        if self.state_path is None or not self.state_path.exists():
+            return False
+        state = torch.load(self.state_path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.history, self.best, self.epoch = state["history"], state["best"], state["epoch"]
+        set_rng_state(state["rng"])
+        self.generator.set_state(state["generator"])
+        return True
+
+    def run(self) -> TrainResult:
+        started = time.perf_counter()
+        self.load_state()
+        epochs = tqdm(range(self.epoch, self.recipe.epochs), desc=self.cell.describe(),
+                      leave=False, unit="epoch", disable=None)
+        for _ in epochs:
+            loss = self.run_epoch()
+            self.end_epoch(loss)
+            self.save_state()
+            epochs.set_postfix(loss=f"{loss:.3f}")
+        self.model.zero_grad(set_to_none=True)
+        last = copy.deepcopy(self.evaluated.state_dict())
+        best = self.best[1] if self.best else None
+        chosen = copy.deepcopy(self.evaluated)
+        if self.recipe.checkpoint == "best" and best is not None:
+            chosen.load_state_dict(best)
+        chosen.eval()
+        summary = {f"final_{k}": v for k, v in self.probe.measure(chosen).items()}
+        return TrainResult(chosen, best, last, self.history, summary, self.probe.attack,
+                           time.perf_counter() - started)
+
+
+def train(components: Components, cell: TrainCell, data: LoadedDataset, device: torch.device,
+          state_path: Path | None = None) -> TrainResult:
+    """Train one cell from its seed (or from ``state_path``, where a killed run left off)."""
+    return Trainer(components, cell, data, device, state_path).run()
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
+    """Write to a temporary file beside ``path`` and rename: a kill never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
 
 
 def save_checkpoint(model: nn.Module, path: Path) -> None:
-    """Write safetensors atomically: a kill mid-write never leaves a truncated checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_model(model, str(tmp))
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: save_model(model, str(tmp)))
+
+
+def save_state_dict(state: dict[str, torch.Tensor], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    atomic_write(path, lambda tmp: save_file({k: v.contiguous() for k, v in state.items()},
+                                             str(tmp)))
 
 
 def load_checkpoint(model: nn.Module, path: Path) -> nn.Module:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import sqlite3
 import textwrap
 
@@ -51,13 +52,14 @@ def test_metrics_and_flags_reach_the_database_and_the_report(tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["run", str(suite), "--output", str(out)])
     assert result.exit_code == 0, result.output
-    assert "| architecture | recipe | weight-count.examples | weight-count.weights |" in result.output
-    assert "| small-cnn | quick | 16 | 652 |" in result.output
+    assert "| weight-count.examples | weight-count.weights |" in result.output
     assert "⚑ small-cnn / quick — identity: suspicious this attack never moves the input" in (
         result.output)
     report = (out / "report.md").read_text()
     assert "## Architecture metrics" in report and "**suspicious**" in report
-    assert (out / "metrics.csv").read_text().splitlines()[1] == "small-cnn,quick,16,652"
+    row = next(csv.DictReader((out / "metrics.csv").open()))
+    assert (row["weight-count.examples"], row["weight-count.weights"]) == ("16", "652")
+    assert 0 <= float(row["training.final_train_clean"]) <= 1
     db = sqlite3.connect(out / "results.db")
     assert db.execute("SELECT flags_json FROM eval_cells").fetchone()[0] == (
         '{"suspicious": "this attack never moves the input"}')

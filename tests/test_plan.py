@@ -207,8 +207,8 @@ def test_attack_preset_params_merge_with_inline(plan_of):
     assert attack.label == "pgd20-linf-0.1"
     assert attack.factory == "pgd"
     assert attack.plugin == "torchattacks_attacks"
-    assert attack.params == {"steps": 5, "step_size": {"value": 0.125, "relative": True},
-                             "random_start": True}
+    assert attack.params | {"steps": 5, "step_size": {"value": 0.125, "relative": True},
+                            "random_start": True} == attack.params
     assert (attack.threat.norm, attack.threat.eps) == ("linf", 0.1)
 
 
@@ -239,8 +239,8 @@ def test_recipe_preset_merges_with_inline_settings(plan_of):
     assert (recipe.recipe.epochs, recipe.recipe.lr) == (1, 0.01)
     assert (recipe.recipe.batch_size, recipe.recipe.milestones) == (64, [6])  # from the preset
     assert recipe.defense.factory == "pgd-at"
-    assert recipe.attack.params == {"steps": 5, "step_size": {"value": 0.5, "relative": True},
-                                    "random_start": True}
+    assert recipe.attack.params | {"steps": 5, "step_size": {"value": 0.5, "relative": True},
+                                   "random_start": True} == recipe.attack.params
     assert recipe.attack.threat.eps == 0.1
 
 

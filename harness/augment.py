@@ -1,0 +1,48 @@
+"""Training augmentation on batches already on the device: crop+flip without a DataLoader.
+
+AutoAugment (torchvision's CIFAR-10 policy) runs per image on uint8 tensors: slower, but it is
+the generalization study's recipe.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def crop_flip(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
+    """Random crop after zero padding, and a random horizontal flip, per example."""
+    n, _, h, w = x.shape
+    if padding:
+        padded = torch.nn.functional.pad(x, (padding,) * 4)
+        dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
+        dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+        batch = torch.arange(n, device=x.device)[:, None, None, None]
+        channels = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+        x = padded[batch, channels, rows, cols]
+    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    return torch.where(flip[:, None, None, None], x.flip(-1), x)
+
+
+def autoaugment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    from torchvision.transforms import v2
+
+    policy = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+    state = torch.get_rng_state()
+    torch.manual_seed(seed)  # torchvision draws from the global RNG: keep ours reproducible
+    try:
+        images = (x * 255).round().to(torch.uint8).cpu()
+        out = torch.stack([policy(image) for image in images])
+    finally:
+        torch.set_rng_state(state)
+    return out.to(x.device, x.dtype) / 255
+
+
+def augment(x: torch.Tensor, kind: str, padding: int, generator: torch.Generator) -> torch.Tensor:
+    if kind == "none":
+        return x
+    if kind == "autoaugment":
+        x = autoaugment(x, generator)
+    return crop_flip(x, padding, generator)
