@@ -1,0 +1,90 @@
+"""Each architecture metric against a value computed by hand on a tiny model."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from harness import DataInfo
+from harness.components import load_components
+
+METRICS = load_components(autoload=False).metrics
+INFO = DataInfo((1, 4, 4), 2, (0.0,), (1.0,))
+
+
+def measure(name: str, model: nn.Module, x: torch.Tensor, **params) -> dict[str, float]:
+    entry = METRICS.get(name)
+    return entry.factory(entry.make_params(params))(model.eval(), x, torch.zeros(len(x)), INFO)
+
+
+def linear(weight: list[list[float]]) -> nn.Linear:
+    layer = nn.Linear(len(weight[0]), len(weight), bias=True)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(weight))
+        layer.bias.zero_()
+    return layer
+
+
+def test_params_and_flops_of_a_linear_layer():
+    model = nn.Sequential(nn.Flatten(), linear([[1.0] * 16, [2.0] * 16]))
+    x = torch.rand(3, 1, 4, 4)
+    assert measure("params", model, x) == {"params": 34}  # 32 weights + 2 biases
+    assert measure("flops", model, x) == {"flops": 2 * 16 * 2}  # one example, multiply-add = 2
+
+
+def test_feature_map_is_the_input_of_global_pooling():
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2))
+    assert measure("feature-map", model, torch.rand(2, 1, 4, 4)) == {
+        "channels": 3, "height": 2, "width": 2}
+    tokens = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))  # no conv: no feature map
+    assert all(math.isnan(v) for v in measure("feature-map", tokens, torch.rand(1, 1, 4, 4)).values())
+
+
+def test_sparsity_definitions():
+    model = nn.Sequential(nn.Flatten(), linear([[1.0, 0.0, 0.0, 0.0], [0.001, 0.5, 0.0, 0.0]]))
+    values = measure("sparsity", model, torch.rand(1, 1, 2, 2), per_layer=True)
+    assert values["fraction_small"] == pytest.approx(6 / 8)  # |w| < 0.01 · max: five 0 and 0.001
+    w = torch.tensor([1.0, 0, 0, 0, 0.001, 0.5, 0, 0], dtype=torch.float64)
+    expected = (math.sqrt(8) - float(w.abs().sum() / w.norm())) / (math.sqrt(8) - 1)
+    assert values["hoyer"] == pytest.approx(expected)
+    assert values["1.hoyer"] == pytest.approx(expected)
+
+
+def test_local_lipschitz_of_a_linear_map_on_one_pixel():
+    """f(x) = W x with one input pixel: ‖f(x')−f(x)‖₁ / |x'−x| = ‖W‖₁ = 2 + 3 for any x'."""
+    model = nn.Sequential(nn.Flatten(), linear([[2.0], [-3.0]]))
+    value = measure("local-lipschitz", model, torch.full((4, 1, 1, 1), 0.5), eps=0.05)
+    assert value["local_lipschitz"] == pytest.approx(5.0, rel=1e-5)
+
+
+def test_local_lipschitz_ascent_approaches_the_sup_from_below():
+    """For f(x) = w·x the sup is ‖w‖₁ = 3.75 (x' = x + eps·sign(w)); sign ascent gets close."""
+    model = nn.Sequential(nn.Flatten(), linear([[0.5, -1.0, 2.0, 0.25]]))
+    value = measure("local-lipschitz", model, torch.full((4, 1, 2, 2), 0.5), eps=0.05,
+                    steps=20, step_size=0.01)["local_lipschitz"]
+    assert 0.9 * 3.75 <= value <= 3.75 + 1e-5
+
+
+def test_spectral_bound_multiplies_layer_norms():
+    conv = nn.Conv2d(1, 1, 1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(2.0)  # spectral norm 2
+    model = nn.Sequential(conv, nn.Flatten(), linear([[3.0, 0, 0, 0], [0, 1.0, 0, 0]]))
+    value = measure("spectral-bound", model, torch.rand(1, 1, 2, 2), iterations=50)
+    assert value["log10_bound"] == pytest.approx(math.log10(6.0), abs=1e-4)
+
+
+@pytest.mark.parametrize("name", [entry.name for entry in METRICS])
+def test_every_metric_runs_on_a_small_cnn(name):
+    entry = load_components(autoload=False).architectures.get("small-cnn")
+    info = DataInfo((3, 8, 8), 4, (0.5,) * 3, (0.25,) * 3)
+    model = entry.factory(entry.make_params({"channels": 4, "hidden": 8}), info).eval()
+    metric = METRICS.get(name)
+    values = metric.factory(metric.make_params(metric.test_params))(
+        model, torch.rand(4, 3, 8, 8), torch.zeros(4, dtype=torch.long), info)
+    assert values and all(isinstance(v, int | float) for v in values.values())
+    assert all(p.grad is None for p in model.parameters())
