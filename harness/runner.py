@@ -256,16 +256,17 @@ class Runner:
                   targets: torch.Tensor, summary: RunSummary) -> torch.Tensor | None:
         """Run one eval cell and record it; the per-example robust flags, or None if it failed."""
         seed = int(e.hash[:8], 16)
-        try:
-            attack = build_attack(self.components, e.attack)
-            with collect_flags() as flags:
+        with collect_flags() as flags:  # kept even when the attack fails half-way
+            try:
+                attack = build_attack(self.components, e.attack)
                 outcome = run_attack(model, attack, x, y, targets, e.batch_size, seed)
-        except UserError:
-            raise
-        except Exception as exc:
-            error = describe_error(exc)
+            except UserError:
+                raise
+            except Exception as exc:
+                outcome, error = None, describe_error(exc)
+        if outcome is None:
             self.store.record_eval(e.hash, e.train.hash, e.config(), e.attack.label,
-                                   status="failed", mode=e.mode, error=error)
+                                   status="failed", mode=e.mode, error=error, flags=flags)
             self._note(summary, "eval", e.hash, "failed", f"{e.describe()}: {error}")
             return None
         self.store.record_eval(e.hash, e.train.hash, e.config(), e.attack.label, status="done",

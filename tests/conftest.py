@@ -17,6 +17,17 @@ attacks = ["fgsm-linf-0.1"]
 """
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    """Tiny test models run faster on one thread, and never fight other jobs for the cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _plugin_env(monkeypatch):
     """The developer's shell must not change which plugins a test sees."""
