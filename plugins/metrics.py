@@ -53,8 +53,9 @@ def flop_count(params: _Params):
         from torch.utils.flop_counter import FlopCounterMode
 
         counter = FlopCounterMode(display=False)
-        with counter, torch.no_grad():
+        with counter:  # not under no_grad: torch's module tracker then fails on some timm models
             model(x[:1])
+        model.zero_grad(set_to_none=True)
         return {"flops": counter.get_total_flops()}
 
     return measure

@@ -1,0 +1,398 @@
+"""timm transformers and modern nets (plugins/timm_models.py, registries/architectures-timm.toml).
+
+Parameter counts are taken on the meta device (no memory, no init, no forward). Forward passes
+use each factory's tiny ``test_params``: the geometry (img_size, patches, windows, strides) does
+not depend on width or depth, so what fits a tiny model fits the full one.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from pydantic import ValidationError
+from torch import nn
+
+from harness import DataInfo, UserError
+
+CIFAR = (3, 32, 32)
+DIGITS = (1, 8, 8)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models: with busy cores, OpenMP's second thread costs seconds per forward."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def plugin(components):
+    """The plugin module as the harness loaded it, for its pure functions."""
+    return components.pm.get_plugin("timm_models")
+
+
+def info_for(shape: tuple[int, ...], classes: int = 10) -> DataInfo:
+    return DataInfo(shape, classes, (0.5,) * shape[0], (0.25,) * shape[0])
+
+
+def params_of(components, name: str, **overrides):
+    """(entry, params) of a factory or a preset, with ``overrides`` merged over the preset's."""
+    preset = components.catalogue.get("architectures", name)
+    entry = components.architectures.get(preset.spec.factory if preset else name)
+    values = {**(dict(preset.spec.params) if preset else {}), **overrides}
+    return entry, entry.make_params(values)
+
+
+def build(components, name: str, shape=CIFAR, seed: int = 0, **overrides) -> nn.Module:
+    entry, params = params_of(components, name, **overrides)
+    torch.manual_seed(seed)
+    return entry.factory(params, info_for(shape))
+
+
+def tiny(components, family: str, shape, **overrides) -> nn.Module:
+    entry = components.architectures.get(family)
+    return build(components, family, shape, **{**entry.test_params, **overrides})
+
+
+def count_on_meta(components, name: str, shape=CIFAR) -> int:
+    with torch.device("meta"):
+        model = build(components, name, shape)
+    assert all(p.is_meta for p in model.parameters())
+    return sum(p.numel() for p in model.parameters())
+
+
+# --- parameter counts -------------------------------------------------------------------------------
+
+#: preset → exact count at 10 classes on 3×32×32 (1×8×8 for -digits). Where toolkits.md measured
+#: timm directly (section 4) the millions agree: vit_tiny/4 5.36M, vit_small/4 21.3M, deit_tiny
+#: 5.36M, cait_xxs24 11.6M, pvt_v2_b0 3.41M (timm's sr) / 2.94M (sr 1), swin_tiny 27.5M,
+#: levit_128s 7.0M, convnext_atto 3.38M, convnext_tiny 27.8M, poolformer_s12 11.4M.
+COUNTS = {
+    "vit-t-patch4": 5_362_762,
+    "deit-t-patch4": 5_362_762,
+    "pvt-v2-b0": 2_943_850,
+    "pvt-v2-b0-sr8421": 3_412_330,
+    "levit-128s": 7_004_956,
+    "convnext-atto": 3_377_730,
+    "convmixer-256-8": 594_186,
+    "vit-t-patch2-digits": 340_954,
+    "convnext-atto-digits": 871_930,
+    "poolformer-s12-digits": 720_730,
+    "convmixer-64-8-digits": 49_546,
+    # the large ones: about 0.5 s each on the meta device
+    "vit-s-patch4": 21_342_346,
+    "cait-xxs24": 11_601_610,
+    "coatnet-0": 24_224_246,
+    "swin-t": 27_505_300,
+    "convnext-t": 27_827_818,
+    "poolformer-s12": 11_407_306,
+    "mlp-mixer-s": 17_110_026,
+    "cait-xxs24-digits": 740_170,
+    "swin-t-digits": 1_733_860,
+    "pvt-v2-b0-digits": 2_940_714,
+    "mlp-mixer-s-digits": 1_077_002,
+}
+
+
+@pytest.mark.parametrize("name", sorted(COUNTS))
+def test_parameter_counts(components, name):
+    shape = DIGITS if name.endswith("-digits") else CIFAR
+    count = count_on_meta(components, name, shape)
+    assert count == COUNTS[name], f"{name}: {count:,}"
+    millions = f"{count / 1e6:.2f}M"
+    assert millions in components.catalogue.get("architectures", name).description, \
+        f"{name}: the description should say {millions}"
+
+
+def test_every_preset_has_a_count_and_fits_its_scale(components):
+    mine = [p for p in components.catalogue.items("architectures")
+            if p.source.name == "architectures-timm.toml"]
+    assert {p.name for p in mine} == set(COUNTS)
+    for preset in mine:
+        entry, params = params_of(components, preset.name)
+        assert entry.plugin == "timm_models"
+        shape = DIGITS if preset.name.endswith("-digits") else CIFAR
+        assert entry.check_input(params, shape) is None, preset.name
+
+
+# --- adaptation to the input size ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("family", "shape", "expected"), [
+    ("vit", DIGITS, {"img_size": (8, 8), "patch_size": 2}),
+    ("vit", CIFAR, {"img_size": (32, 32), "patch_size": 4}),
+    ("vit", (3, 224, 224), {"img_size": (224, 224), "patch_size": 16}),
+    ("vit", (3, 34, 34), {"img_size": (34, 34), "patch_size": 2}),  # 4 does not divide 34
+    ("vit", (1, 16, 8), {"img_size": (16, 8), "patch_size": 2}),
+    ("cait", CIFAR, {"img_size": (32, 32), "patch_size": 4}),
+    ("mlp-mixer", DIGITS, {"img_size": (8, 8), "patch_size": 2}),
+    ("swin", DIGITS, {"img_size": (8, 8), "patch_size": 1, "window_size": 4}),
+    ("swin", CIFAR, {"img_size": (32, 32), "patch_size": 4, "window_size": 4}),
+    ("swin", (3, 224, 224), {"img_size": (224, 224), "patch_size": 4, "window_size": 7}),
+    ("pvt-v2", DIGITS, {"sr_ratios": (1, 1, 1, 1)}),
+    ("pvt-v2", CIFAR, {"sr_ratios": (1, 1, 1, 1)}),
+    ("pvt-v2", (3, 64, 64), {"sr_ratios": (2, 1, 1, 1)}),
+    ("pvt-v2", (3, 224, 224), {"sr_ratios": (8, 4, 2, 1)}),  # timm's own at its own size
+    ("coatnet", CIFAR, {"img_size": (32, 32)}),
+    ("levit", (3, 16, 16), {"img_size": (16, 16)}),
+    ("convnext", DIGITS, {"patch_size": 1}),
+    ("convnext", CIFAR, {"patch_size": 4}),
+    ("poolformer", DIGITS, {"stem_stride": 1}),
+    ("poolformer", CIFAR, {"stem_stride": 4}),
+    ("convmixer", DIGITS, {"patch_size": 1}),
+    ("convmixer", CIFAR, {"patch_size": 2}),
+])
+def test_adapted_kwargs(components, plugin, family, shape, expected):
+    _, params = params_of(components, family)
+    assert plugin.adapted_kwargs(family, params, shape) == expected
+
+
+def test_explicit_params_and_kwargs_win_over_the_adaptation(components, plugin):
+    _, params = params_of(components, "vit", patch_size=1, kwargs={"depth": 2})
+    assert plugin.adapted_kwargs("vit", params, DIGITS) == {"img_size": (8, 8), "patch_size": 1, "depth": 2}
+    _, params = params_of(components, "vit", kwargs={"patch_size": 8, "img_size": 16})
+    assert plugin.adapted_kwargs("vit", params, CIFAR) == {"img_size": 16, "patch_size": 8}
+
+
+def test_built_models_use_the_adapted_geometry(components):
+    """The kwargs reach timm: patch grids, Swin windows, ConvNeXt/PoolFormer stems, PVT reduction."""
+    for shape, patch, grid in ((DIGITS, 2, 4), (CIFAR, 4, 8)):
+        vit = tiny(components, "vit", shape).backbone
+        assert vit.patch_embed.patch_size == (patch, patch) and vit.patch_embed.grid_size == (grid, grid)
+        assert vit.patch_embed.proj.in_channels == shape[0] and vit.head.out_features == 10
+    swin = tiny(components, "swin", DIGITS).backbone
+    assert swin.patch_embed.patch_size == (1, 1)
+    assert swin.layers[0].blocks[0].window_size == (4, 4)
+    assert tiny(components, "convnext", DIGITS).backbone.stem[0].stride == (1, 1)
+    assert tiny(components, "convnext", CIFAR).backbone.stem[0].stride == (4, 4)
+    assert tiny(components, "poolformer", DIGITS).backbone.stem.conv.stride == (1, 1)
+    assert tiny(components, "poolformer", CIFAR).backbone.stem.conv.stride == (4, 4)
+    pvt = tiny(components, "pvt-v2", CIFAR).backbone
+    assert all(block.attn.sr is None for stage in pvt.stages for block in stage.blocks)
+    pvt = tiny(components, "pvt-v2", CIFAR, sr_ratios=[8, 4, 2, 1]).backbone
+    assert pvt.stages[0].blocks[0].attn.sr.kernel_size == (8, 8)
+
+
+def test_levit_has_one_head_and_normalization_is_inside(components):
+    model = tiny(components, "levit", (3, 16, 16))
+    assert type(model.backbone).__name__ == "Levit"  # not LevitDistilled: no distillation head
+    assert torch.equal(model.normalize.mean.flatten(), torch.full((3,), 0.5))
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(x), model.backbone((x - 0.5) / 0.25))
+
+
+# --- inputs a model cannot take: rejected at validation, with the reason ---------------------------
+
+#: Sides (square inputs) at which a real forward of the tiny model is compared with the rule. The
+#: rule is exact on these; it is cautious elsewhere: CoAtNet happens to run at 31×31 (the stride-2
+#: rounding lands on its tables) but is rejected there, as every side not a multiple of 32.
+SIDES = (1, 2, 3, 7, 8, 12, 16, 24, 32, 48)
+FAMILIES = ("vit", "deit", "cait", "mlp-mixer", "swin", "pvt-v2", "coatnet", "levit", "convnext",
+            "poolformer", "convmixer")
+
+
+def _runs(model: nn.Module, shape: tuple[int, ...]) -> bool:
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *shape))
+    except (RuntimeError, ValueError, AssertionError):
+        return False
+    return True
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_input_rule_agrees_with_a_real_forward(components, plugin, family):
+    """Accepted sizes run; rejected sizes really fail in timm (the rule is not just cautious)."""
+    entry = components.architectures.get(family)
+    params = entry.make_params(entry.test_params)
+    for shape in [(1, s, s) for s in SIDES] + [(1, 16, 32), (1, 32, 64)]:
+        rule = plugin.input_problem(family, params, shape)
+        kw = plugin.adapted_kwargs(family, params, shape)
+        torch.manual_seed(0)
+        model = plugin._build_checked(family, params, 1, 10, kw)
+        assert (rule is None) == _runs(model, shape), f"{family} at {shape}: rule says {rule!r}"
+
+
+def test_minimum_inputs(plugin, components):
+    assert {f: plugin.minimum_input(f) for f in FAMILIES} == {
+        "vit": 1, "deit": 1, "cait": 1, "mlp-mixer": 1, "swin": 1, "pvt-v2": 1, "coatnet": 32,
+        "levit": 16, "convnext": 8, "poolformer": 1, "convmixer": 1}
+    _, stride4 = params_of(components, "poolformer", stem_stride=4)
+    assert plugin.minimum_input("poolformer", stride4) == 3
+    _, patch4 = params_of(components, "convnext", patch_size=4)
+    assert plugin.minimum_input("convnext", patch4) == 32
+    for family in FAMILIES:  # conformance runs at digits size, or the smallest size above it
+        entry = components.architectures.get(family)
+        side = max(8, plugin.minimum_input(family))
+        assert entry.test_input_shape == (1, side, side), family
+
+
+COATNET_ON_DIGITS = (
+    "coatnet needs inputs whose sides are multiples of 32 (total stride 32; timm sizes its "
+    "relative-position tables for img_size // 32 and an odd map breaks them), and 8×8 is too small: "
+    "for small inputs use vit (patch 2 at 8×8, e.g. preset vit-t-patch2-digits), deit, cait, swin, "
+    "pvt-v2, convnext, poolformer, convmixer or mlp-mixer")
+
+
+def test_too_small_input_messages(components):
+    entry, params = params_of(components, "coatnet-0")
+    assert entry.check_input(params, DIGITS) == COATNET_ON_DIGITS
+    assert "multiples of 32" in entry.check_input(params, (3, 48, 48))
+    assert "48×48 is not a multiple of it" in entry.check_input(params, (3, 48, 48))
+    entry, params = params_of(components, "levit-128s")
+    assert entry.check_input(params, DIGITS).startswith(
+        "levit needs inputs whose sides are multiples of 16 (total stride 16;")
+    entry, params = params_of(components, "pvt-v2-b0-sr8421")
+    assert entry.check_input(params, DIGITS) == (
+        "pvt-v2: sr_ratios[0] = 8 is larger than the 2×2 map of stage 1 at 8×8 inputs (its reduction "
+        "conv has kernel 8); use at most 2 or leave sr_ratios unset to adapt it")
+    entry, params = params_of(components, "vit-t-patch4")
+    assert entry.check_input(params, (3, 30, 30)) == (
+        "vit: patch_size 4 does not divide 30×30 inputs (timm would silently ignore the border pixels); "
+        "use patch_size = 3 or leave it unset to adapt it")
+    entry, params = params_of(components, "convnext", patch_size=4)
+    assert entry.check_input(params, DIGITS) == (
+        "convnext with patch_size 4 has total stride 32, too large for 8×8 inputs (a 2×2 downsampling "
+        "conv meets a 1×1 map); use patch_size = 1 (total stride 8) or leave it unset to adapt it")
+    assert entry.check_input(params, (3, 8)) == "convnext needs (C, H, W) images, not inputs of shape (3, 8)"
+
+
+def test_the_factory_raises_the_same_reason_instead_of_a_shape_error(components):
+    entry, params = params_of(components, "coatnet-0")
+    with pytest.raises(UserError) as caught:
+        entry.factory(params, info_for(DIGITS))
+    assert str(caught.value) == COATNET_ON_DIGITS
+
+
+def test_validate_rejects_coatnet_on_digits(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "suite.toml").write_text(
+        'datasets = ["digits"]\narchitectures = ["vit-t-patch2-digits", "coatnet-0"]\n'
+        'recipes = ["standard-digits"]\nattacks = ["fgsm-linf-0.1"]\n', encoding="utf-8")
+    result = run_cli("validate", "suite.toml")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"error: suite.toml: architectures[1]: {COATNET_ON_DIGITS} "
+                                     "(dataset 'digits' has inputs of shape (1, 8, 8))")
+
+
+def test_named_factory_kwargs_are_probed_at_validation(components):
+    """kwargs may change the geometry or be unknown to timm: checked by a meta-device build."""
+    entry, params = params_of(components, "vit", kwargs={"bogus": 1})
+    problem = entry.check_input(params, DIGITS)
+    assert problem == ("timm's vit_tiny_patch16_224 does not accept these kwargs: "
+                       "VisionTransformer.__init__() got an unexpected keyword argument 'bogus'")
+    entry, params = params_of(components, "vit", kwargs={"img_size": 32})
+    assert "Input height (8) doesn't match model (32)" in entry.check_input(params, DIGITS)
+    entry, params = params_of(components, "vit", kwargs={"depth": 1})
+    torch.manual_seed(0)
+    expected_next = torch.rand(1)
+    torch.manual_seed(0)
+    assert entry.check_input(params, DIGITS) is None
+    assert torch.equal(torch.rand(1), expected_next), "validation moved the global RNG"
+
+
+def test_reserved_kwargs_are_rejected(components):
+    entry = components.architectures.get("vit")
+    with pytest.raises(ValidationError, match="num_classes and in_chans come from the dataset"):
+        entry.make_params({"kwargs": {"num_classes": 100}})
+
+
+# --- the generic passthrough ----------------------------------------------------------------------
+
+
+def test_generic_timm_passthrough_with_overrides(components):
+    kwargs = {"img_size": 8, "patch_size": 2, "depth": 2, "embed_dim": 32, "num_heads": 2}
+    model = build(components, "timm", DIGITS, model="vit_tiny_patch16_224", kwargs=kwargs)
+    backbone = model.backbone
+    assert type(backbone).__name__ == "VisionTransformer"
+    assert len(backbone.blocks) == 2 and backbone.embed_dim == 32
+    assert backbone.patch_embed.proj.in_channels == 1 and backbone.head.out_features == 10
+    assert model(torch.rand(3, *DIGITS)).shape == (3, 10)
+    plain = build(components, "timm", CIFAR, model="resnet18")
+    assert type(plain.backbone).__name__ == "ResNet" and plain.backbone.fc.out_features == 10
+    with torch.device("meta"):  # toolkits.md section 4: coatnet_0_rw_224 at img_size 32 is 26.6M
+        rw = build(components, "timm", CIFAR, model="coatnet_0_rw_224", kwargs={"img_size": 32})
+    assert round(sum(p.numel() for p in rw.parameters()) / 1e6, 1) == 26.6
+
+
+def test_generic_timm_validation_messages(components):
+    entry = components.architectures.get("timm")
+    check = entry.check_input
+    assert check(entry.make_params({"model": "vit_tiny_patch16_224"}), DIGITS) == (
+        "timm's vit_tiny_patch16_224 with kwargs {} does not run on inputs of shape (1, 8, 8): "
+        "AssertionError: Input height (8) doesn't match model (224); timm's vision transformers are "
+        "sized for 224×224: set kwargs img_size (and patch_size), or use this plugin's factories, "
+        "which adapt them")
+    assert check(entry.make_params({"model": "vit_tiny_patch16_22"}), DIGITS).startswith(
+        "timm has no model 'vit_tiny_patch16_22'. Did you mean: vit_tiny_patch16_224")
+    problem = check(entry.make_params({"model": "mixer_s16_224", "kwargs": {"patch_size": 2}}), DIGITS)
+    assert problem.startswith("timm's mixer_s16_224 fixes an argument you override in kwargs")
+    assert "use this plugin's factory for that family" in problem
+    assert check(entry.make_params({"model": "convnext_atto"}), DIGITS).endswith(
+        "; the input is too small for the model's total stride")
+    assert check(entry.make_params({"model": "convnext_atto"}), CIFAR) is None
+
+
+def test_pretrained_weights_must_be_local(components, tmp_path):
+    entry = components.architectures.get("timm")
+    with pytest.raises(ValidationError, match="pretrained = true needs checkpoint = a local weights file"):
+        entry.make_params({"model": "resnet18", "pretrained": True})
+    missing = entry.make_params({"model": "resnet18", "pretrained": True,
+                                 "checkpoint": str(tmp_path / "none.pth")})
+    assert "is not a file: pretrained weights must be available locally" in entry.check_input(missing, CIFAR)
+    with pytest.raises(UserError, match="is not a file"):
+        entry.factory(missing, info_for(CIFAR))
+
+
+def test_checkpoint_is_loaded_through_timm(components, tmp_path):
+    """A 3-channel 7-class checkpoint into a 1-channel 10-class model: timm adapts stem and head."""
+    import timm
+    from safetensors.torch import save_file
+
+    kwargs = {"img_size": 8, "patch_size": 2, "depth": 1, "embed_dim": 16, "num_heads": 2}
+    torch.manual_seed(1)
+    source = timm.create_model("vit_tiny_patch16_224", num_classes=7, **kwargs)
+    path = tmp_path / "weights.safetensors"
+    save_file(source.state_dict(), str(path))
+    model = build(components, "timm", DIGITS, model="vit_tiny_patch16_224", kwargs=kwargs,
+                  pretrained=True, checkpoint=str(path)).backbone
+    assert torch.equal(model.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
+    assert torch.allclose(model.patch_embed.proj.weight, source.patch_embed.proj.weight.sum(1, keepdim=True))
+    assert model.head.weight.shape == (10, 16)
+
+
+# --- activations (for activation-swap variants) ----------------------------------------------------
+
+#: family → activation-module classes in its default-size model (test_params only shrink widths
+#: and depths, so the classes are the same). torch's GELU is not timm's GELU.
+ACTIVATIONS = {
+    "vit": {"torch.nn.modules.activation.GELU"},
+    "deit": {"torch.nn.modules.activation.GELU"},
+    "cait": {"torch.nn.modules.activation.GELU"},
+    "mlp-mixer": {"torch.nn.modules.activation.GELU"},
+    "swin": {"torch.nn.modules.activation.GELU", "torch.nn.modules.activation.Softmax"},
+    "pvt-v2": {"torch.nn.modules.activation.GELU"},
+    "coatnet": {"timm.layers.activations.GELU", "torch.nn.modules.activation.SiLU",
+                "timm.layers.activations.Sigmoid", "timm.layers.activations.Tanh"},
+    "levit": {"torch.nn.modules.activation.Hardswish"},
+    "convnext": {"timm.layers.activations.GELU"},
+    "poolformer": {"torch.nn.modules.activation.GELU"},
+    "convmixer": {"torch.nn.modules.activation.GELU"},
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_activation_classes(components, plugin, family):
+    shape = components.architectures.get(family).test_input_shape
+    model = tiny(components, family, shape)
+    found = plugin.activation_classes(model)
+    assert set(found) == ACTIVATIONS[family]
+    if "timm.layers.activations.GELU" in found:  # what an nn.GELU-only swap would miss
+        import timm.layers.activations
+
+        assert not issubclass(timm.layers.activations.GELU, nn.GELU)
+    if family == "convnext":
+        assert not any(isinstance(m, nn.GELU) for m in model.modules())
