@@ -224,7 +224,7 @@ def spectral_norm(layer: nn.Module, input_shape: tuple[int, ...], iterations: in
         v.requires_grad_(True)
         u = forward(v)
         (v_next,) = torch.autograd.grad(u, v, grad_outputs=u)  # Wᵀ W v
-        sigma = float(u.norm())
+        sigma = float(u.detach().norm())
         v = v_next.detach()
     return sigma
 

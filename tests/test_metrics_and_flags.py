@@ -63,4 +63,4 @@ def test_metrics_and_flags_reach_the_database_and_the_report(tmp_path):
     db = sqlite3.connect(out / "results.db")
     assert db.execute("SELECT flags_json FROM eval_cells").fetchone()[0] == (
         '{"suspicious": "this attack never moves the input"}')
-    assert db.execute("SELECT status FROM metrics").fetchall() == [("done",)]
+    assert db.execute("SELECT status FROM metrics WHERE label='weight-count'").fetchall() == [("done",)]
