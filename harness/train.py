@@ -4,8 +4,9 @@ checkpoints and resumption; a defense plugin supplies the per-batch loss.
 A defense implements ``loss(model, x, y)``, or ``train_batch(model, x, y, step)`` when it needs
 the update itself (Free-AT replays a batch; AWP perturbs weights around the update):
 ``step(loss, before_update=None)`` back-propagates, calls ``before_update()``, clips and takes
-one optimizer step. ``on_epoch_end(model, record)`` (optional) sees each epoch's history
-record, e.g. to detect catastrophic overfitting.
+one optimizer step. ``on_epoch_start(model, epoch)`` and ``on_epoch_end(model, record)``
+(optional) bracket each epoch (warm-ups; catastrophic-overfitting detection); a defense with
+state across batches provides ``state_dict``/``load_state_dict`` so a resumed run matches.
 """
 
 from __future__ import annotations
@@ -234,7 +235,9 @@ class Trainer:
         state = {"epoch": self.epoch, "model": self.model.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
                  "ema": self.ema.state_dict() if self.ema else None, "history": self.history,
-                 "best": self.best, "rng": rng_state(), "generator": self.generator.get_state()}
+                 "best": self.best, "rng": rng_state(), "generator": self.generator.get_state(),
+                 "defense": (self.defense.state_dict()
+                             if hasattr(self.defense, "state_dict") else None)}
         atomic_write(self.state_path, lambda tmp: torch.save(state, tmp))
 
     def load_state(self) -> bool:
@@ -247,6 +250,8 @@ class Trainer:
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
         self.history, self.best, self.epoch = state["history"], state["best"], state["epoch"]
+        if state.get("defense") is not None:
+            self.defense.load_state_dict(state["defense"])
         set_rng_state(state["rng"])
         self.generator.set_state(state["generator"])
         return True
@@ -257,6 +262,9 @@ class Trainer:
         epochs = tqdm(range(self.epoch, self.recipe.epochs), desc=self.cell.describe(),
                       leave=False, unit="epoch", disable=None)
         for _ in epochs:
+            start = getattr(self.defense, "on_epoch_start", None)
+            if start is not None:
+                start(self.model, self.epoch)
             loss = self.run_epoch()
             self.end_epoch(loss)
             self.save_state()
