@@ -62,7 +62,7 @@ def plan_for(tmp_path, variants: str, arch: str | None = None):
         text = text.replace('{ name = "small-cnn", variants = [] }', arch)
     path = tmp_path / "suite.toml"
     path.write_text(text)
-    components = load_components([tmp_path / "plugins"], autoload=False)
+    components = load_components([tmp_path / "plugins"], blocked=["variants"], autoload=False)
     return components, build_plan(components, load_suite(path))
 
 
