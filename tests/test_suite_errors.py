@@ -106,7 +106,7 @@ GOLDEN = {
     "misspelled key in inline attack params": (
         DATASETS + ARCHS + RECIPES + 'attacks = [{ name = "pgd", eps = 0.1, params = { step = 5 } }]\n',
         "suite.toml: attacks[0].params.step: unknown key 'step'. Did you mean: steps? Allowed "
-        "keys: steps, step_size, random_start.",
+        "keys: targeted, random_start, steps, step_size, loss, kappa.",
     ),
     "misspelled attack key": (
         DATASETS + ARCHS + RECIPES + 'attacks = [{ name = "pgd", epss = 0.1 }]\n',
