@@ -32,6 +32,7 @@ from harness.components import Components
 from harness.contracts import LoadedDataset
 from harness.data import as_tensors, train_batches
 from harness.evaluate import clean_correct, run_attack
+from harness.flags import raise_flag
 from harness.guard import GuardedAttack
 from harness.plan import Resolved, TrainCell
 from harness.schedule import lr_factor
@@ -277,8 +278,21 @@ class Trainer:
             chosen.load_state_dict(best)
         chosen.eval()
         summary = {f"final_{k}": v for k, v in self.probe.measure(chosen).items()}
+        if self.recipe.amp and self.device.type == "cuda":
+            summary.update(self.bf16_crosscheck(chosen, summary))
         return TrainResult(chosen, best, last, self.history, summary, self.probe.attack,
                            time.perf_counter() - started)
+
+
+    def bf16_crosscheck(self, model: nn.Module, fp32: dict[str, float]) -> dict[str, float]:
+        """The probe again under bf16 autocast: a gap to fp32 means bf16 evaluation would lie."""
+        with autocast(self.recipe, self.device):
+            bf16 = self.probe.measure(model)
+        gaps = {k: abs(bf16[k] - fp32[f"final_{k}"]) for k in bf16}
+        if max(gaps.values(), default=0) > 0.02:
+            raise_flag("bf16-mismatch", f"probe accuracy under bf16 differs from fp32 by up to "
+                       f"{100 * max(gaps.values()):.1f} points: {gaps}")
+        return {f"bf16_{k}": v for k, v in bf16.items()}
 
 
 def train(components: Components, cell: TrainCell, data: LoadedDataset, device: torch.device,
