@@ -19,15 +19,6 @@ CIFAR = (3, 32, 32)
 DIGITS = (1, 8, 8)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models: with busy cores, OpenMP's second thread costs ~10 ms per layer."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def info_for(shape: tuple[int, int, int], classes: int = 10) -> DataInfo:
     return DataInfo(shape, classes, (0.5,) * shape[0], (0.25,) * shape[0])
 

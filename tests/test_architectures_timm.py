@@ -18,15 +18,6 @@ CIFAR = (3, 32, 32)
 DIGITS = (1, 8, 8)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models: with busy cores, OpenMP's second thread costs seconds per forward."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def plugin(components):
     """The plugin module as the harness loaded it, for its pure functions."""

@@ -31,15 +31,6 @@ def seed_all(seed: int = 0) -> None:
     torch.manual_seed(seed)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread, and far faster when other jobs share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def digits():
     """(model, x, y): a small CNN trained briefly on digits; 24 clean-correct test examples."""

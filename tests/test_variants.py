@@ -28,15 +28,6 @@ PLUGIN = __import__("sys").modules[VARIANTS.get("sparta").factory.__module__]
 INFO = DataInfo((3, 8, 8), 10, (0.5, 0.4, 0.3), (0.25, 0.2, 0.3))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: a second OpenMP thread only adds waits (10 ms a layer on a busy CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def seed_all(seed: int = 0) -> None:
     random.seed(seed)
     np.random.seed(seed)
