@@ -88,7 +88,7 @@ GOLDEN = {
     "unknown attack": (
         DATASETS + ARCHS + RECIPES + 'attacks = ["fgsm-linf-0.1", "pgd20-linf-0.11"]\n',
         "suite.toml: attacks[1].name: unknown attack 'pgd20-linf-0.11'. Did you mean: "
-        f"pgd20-linf-0.1, pgd20-linf-0.2, pgd20-linf-8? Run 'harness list attacks' "
+        f"pgd20-linf-0.1, pgd20-linf-0.2, pgd20-linf-0.1-art? Run 'harness list attacks' "
         f"({COUNT['attacks']} available).",
     ),
     "unknown recipe": (
