@@ -178,8 +178,7 @@ def resolve_component(components: Components, kind: str, ref: ComponentRef, wher
                         f"{preset.source.name}: {preset_params(preset)})") from None
     variants: tuple[Resolved, ...] = ()
     if kind == "architectures":
-        listed = [*getattr(preset.spec, "variants", []), *getattr(ref, "variants", [])] if preset \
-            else list(getattr(ref, "variants", []))
+        listed = [*getattr(preset and preset.spec, "variants", []), *getattr(ref, "variants", [])]
         variants = tuple(
             resolve_component(components, "variants", ComponentRef(name=v.name, params=v.params),
                               where.child("variants", i))

@@ -234,7 +234,7 @@ class Runner:
         checkpoint = self.store.checkpoint_path(cell.hash)
         save_checkpoint(result.model, checkpoint)
         for which, state in (("best", result.best_state), ("last", result.last_state)):
-            if result.best_state is not None and state is not None:
+            if state is not None:
                 save_state_dict(state, self.store.checkpoint_path(cell.hash, which))
         summary = dict(result.summary)
         if result.probe is not None:  # the same probe on test examples: the generalization gap

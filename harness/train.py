@@ -271,8 +271,9 @@ class Trainer:
             self.save_state()
             epochs.set_postfix(loss=f"{loss:.3f}")
         self.model.zero_grad(set_to_none=True)
-        last = copy.deepcopy(self.evaluated.state_dict())
         best = self.best[1] if self.best else None
+        # The last weights are kept beside the best ones only when there is a best to keep.
+        last = copy.deepcopy(self.evaluated.state_dict()) if best is not None else None
         chosen = copy.deepcopy(self.evaluated)
         if self.recipe.checkpoint == "best" and best is not None:
             chosen.load_state_dict(best)
