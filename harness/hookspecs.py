@@ -84,6 +84,11 @@ def harness_register_attacks(registry: Registry[AttackEntry]) -> None:
     returned batch against the threat model (a violation fails the cell, nothing is clipped)
     and clears parameter gradients the attack may have written. ``minimum_norm=True`` marks
     attacks whose outputs may exceed eps; they are scored at the budget instead.
+
+    ``harness validate`` calls the factory once per suite entry, so keep it cheap (build toolkit
+    objects on the first attack call): a ``ValueError`` it raises is reported at the attack's
+    key. An attack may also define ``input_problem(input_shape, num_classes) -> str | None`` to
+    reject data it cannot take (too many channels, too few classes) before any training.
     """
 
 

@@ -307,12 +307,17 @@ def build_plan(components: Components, loaded: LoadedSuite) -> Plan:
         shape = dataset_shape(components, dataset)
         for i, arch in enumerate(archs):
             _check_input(components, arch, shape, where.child("architectures", i), dataset.label)
+        classes = dataset_classes(components, dataset)
         for attack, at in zip(attacks, attack_where, strict=True):
-            _check_budget_unit(attack.threat, shape, at, dataset.label)
+            _check_attack(components, attack, shape, classes, at, dataset.label)
         for r_index, recipe in enumerate(recipes):
+            recipe_where = where.child("recipes", r_index)
             if recipe.attack is not None:
-                _check_budget_unit(recipe.attack.threat, shape,
-                                   where.child("recipes", r_index, "attack"), dataset.label)
+                _check_attack(components, recipe.attack, shape, classes, recipe_where.child("attack"),
+                              dataset.label)
+            if recipe.validation_attack is not None:
+                _check_attack(components, recipe.validation_attack, shape, classes,
+                              recipe_where.child("validation", "attack"), dataset.label)
     plan = Plan(loaded, attacks=attacks,
                 metrics=resolve_metrics(components, loaded, where))
     for dataset in datasets:
@@ -339,6 +344,12 @@ def dataset_shape(components: Components, dataset: Resolved) -> tuple[int, ...]:
     return tuple(getattr(entry.make_params(dataset.params), "input_shape", entry.input_shape))
 
 
+def dataset_classes(components: Components, dataset: Resolved) -> int:
+    """The class count a dataset will have: its params may set it (``params.num_classes``)."""
+    entry = components.datasets.get(dataset.factory)
+    return int(getattr(entry.make_params(dataset.params), "num_classes", entry.num_classes))
+
+
 def _check_input(components: Components, arch: Resolved, shape: tuple[int, ...], where: Where,
                  dataset: str) -> None:
     entry = components.architectures.get(arch.factory)
@@ -346,6 +357,27 @@ def _check_input(components: Components, arch: Resolved, shape: tuple[int, ...],
         problem = entry.check_input(entry.make_params(arch.params), shape)
         if problem:
             raise where.error(f"{problem} (dataset {dataset!r} has inputs of shape {shape})")
+
+
+def _check_attack(components: Components, attack: Resolved, shape: tuple[int, ...], classes: int,
+                  where: Where, dataset: str) -> None:
+    """Fail at validation, not after hours of training, when an attack cannot run on the data.
+
+    The attack is built (factories are cheap: toolkit objects are made on first call); a
+    factory's ValueError is a bad parameter combination, and ``input_problem`` (optional on
+    the built attack) rejects inputs or class counts the toolkit cannot take.
+    """
+    _check_budget_unit(attack.threat, shape, where, dataset)
+    entry = components.attacks.get(attack.factory)
+    try:
+        built = entry.factory(entry.make_params(attack.params), attack.threat)
+    except ValueError as error:
+        raise where.error(str(error)) from None
+    input_problem = getattr(built, "input_problem", None)
+    problem = input_problem(shape, classes) if input_problem is not None else None
+    if problem:
+        raise where.error(f"{problem} (dataset {dataset!r} has inputs of shape {shape} and "
+                          f"{classes} classes)")
 
 
 def _check_budget_unit(threat: ThreatModel | None, shape: tuple[int, ...], where: Where,

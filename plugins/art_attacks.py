@@ -461,14 +461,21 @@ class ArtAttack:
         self._built: weakref.WeakKeyDictionary[nn.Module, tuple[Any, Any]] = (
             weakref.WeakKeyDictionary())
 
+    def input_problem(self, input_shape: tuple[int, ...], num_classes: int) -> str | None:
+        """Why this attack cannot run on such inputs (asked by ``harness validate`` too)."""
+        if num_classes < self.min_classes:
+            return (f"{self.name} needs a model with at least {self.min_classes} classes, "
+                    f"not {num_classes}")
+        return None
+
     def art_attack(self, model: nn.Module, x: torch.Tensor) -> Any:
         """The ART attack object for this model (built on first use, then reused)."""
         classifier = art_classifier(model, x, probabilities=self.probabilities)
         cached = self._built.get(model)
         if cached is None or cached[0] is not classifier:  # new model, or classifier rebuilt
-            if classifier.nb_classes < self.min_classes:
-                raise ValueError(f"{self.name} needs a model with at least {self.min_classes} "
-                                 f"classes; this one has {classifier.nb_classes}")
+            problem = self.input_problem(tuple(x.shape[1:]), classifier.nb_classes)
+            if problem:
+                raise ValueError(problem)
             with _on_device(classifier.device):
                 cached = (classifier, self.build(classifier))
             self._built[model] = cached

@@ -250,6 +250,15 @@ class AutoAttackRun:
         self.components = params.components
         self.min_classes = max(MIN_CLASSES[c] for c in self.components)
 
+    def input_problem(self, input_shape: tuple[int, ...], num_classes: int) -> str | None:
+        """Why this attack cannot run on such inputs (asked by ``harness validate`` too)."""
+        if num_classes < self.min_classes:
+            needs = [c for c in self.components if MIN_CLASSES[c] > num_classes]
+            return (f"{self.name}: {', '.join(needs)} need(s) a model with at least "
+                    f"{self.min_classes} classes, not {num_classes}. Use version = \"custom\" "
+                    "without them")
+        return None
+
     def build(self, model: nn.Module, device: torch.device, num_classes: int) -> Any:
         p = self.params
         kwargs: dict[str, Any] = {"version": p.version}
@@ -275,11 +284,9 @@ class AutoAttackRun:
         device = _model_device(model, x)
         with torch.no_grad():
             num_classes = int(model(x[:1].to(device)).shape[1])
-        if num_classes < self.min_classes:
-            needs = [c for c in self.components if MIN_CLASSES[c] > num_classes]
-            raise ValueError(f"{self.name}: {', '.join(needs)} need(s) a model with at least "
-                             f"{self.min_classes} classes; this one has {num_classes}. Use "
-                             'version = "custom" without them')
+        problem = self.input_problem(tuple(x.shape[1:]), num_classes)
+        if problem:
+            raise ValueError(problem)
         if self.params.version == "plus" and self.threat.norm == "l1":
             raise_flag("aa-plus-l1", 'AutoAttack "plus" is designed for linf and l2; pyautoattack '
                        'asks to check its use with l1')

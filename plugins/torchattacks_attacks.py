@@ -369,18 +369,25 @@ class ToolkitAttack:
         self.reseeds, self.three_channels = reseeds, three_channels
         self.targets_as_labels = targets_as_labels
 
+    def input_problem(self, input_shape: tuple[int, ...], num_classes: int) -> str | None:
+        """Why this attack cannot run on such inputs (asked by ``harness validate`` too)."""
+        if num_classes < self.min_classes:
+            return (f"{self.name} needs a model with at least {self.min_classes} classes, "
+                    f"not {num_classes}")
+        if self.three_channels and input_shape[0] > 3:
+            return (f"{self.name}: torchattacks hard-codes 3 input channels (its depthwise "
+                    f"kernels); inputs with {input_shape[0]} are not supported")
+        return None
+
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        num_classes = 0
+        num_classes = 0  # measured (one forward) only when something depends on it
         if self.needs_classes or self.targeted == "next" or self.min_classes > 2:
             num_classes = _num_classes(model, x)
-            if num_classes < self.min_classes:
-                raise ValueError(f"{self.name} needs a model with at least {self.min_classes} "
-                                 f"classes; this one has {num_classes}")
+        problem = self.input_problem(tuple(x.shape[1:]), num_classes or self.min_classes)
+        if problem:
+            raise ValueError(problem)
         net, inputs = model, x
         if self.three_channels and x.shape[1] != 3:
-            if x.shape[1] > 3:
-                raise ValueError(f"{self.name}: torchattacks hard-codes 3 input channels (its "
-                                 f"depthwise kernels); inputs with {x.shape[1]} are not supported")
             net = _PaddedChannels(model, x.shape[1])
             pad = x.new_zeros(x.shape[0], 3 - x.shape[1], *x.shape[2:])
             inputs = torch.cat([x, pad], dim=1)

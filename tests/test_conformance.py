@@ -56,8 +56,10 @@ def test_attack_conformance(name, norm, tiny_model_and_data):
     model, x, y = tiny_model_and_data
     entry = COMPONENTS.attacks.get(name)
     threat = ThreatModel(norm=norm, eps=TEST_EPS[norm])
-    guarded = GuardedAttack(entry.factory(entry.make_params(entry.test_params), threat), threat,
-                            entry.minimum_norm)
+    attack = entry.factory(entry.make_params(entry.test_params), threat)
+    if hasattr(attack, "input_problem"):  # validation must accept what the attack can run on
+        assert attack.input_problem(tuple(x.shape[1:]), 4) is None
+    guarded = GuardedAttack(attack, threat, entry.minimum_norm)
     model.train()  # the guard must attack in eval mode and give the model back in train mode
     seed_all()
     first, norms = guarded.run(model, x, y)  # raises ContractViolation if the budget is broken

@@ -187,6 +187,39 @@ GOLDEN = {
         "suite.toml: not valid TOML: Unclosed array (at line 2, column 1); fix the syntax at "
         "that line",
     ),
+    "attack that needs at most 3 channels": (
+        'datasets = [{ name = "synthetic", params = { channels = 4 } }]\n' + ARCHS + RECIPES
+        + 'attacks = [{ name = "tifgsm", eps = 0.1 }]\n',
+        "suite.toml: attacks[0]: tifgsm: torchattacks hard-codes 3 input channels (its depthwise "
+        "kernels); inputs with 4 are not supported (dataset 'synthetic' has inputs of shape "
+        "(4, 8, 8) and 4 classes)",
+    ),
+    "autoattack with fewer classes than APGD-T targets": (
+        'datasets = [{ name = "synthetic", params = { num_classes = 3 } }]\n' + ARCHS + RECIPES
+        + 'attacks = ["fgsm-linf-0.1", { name = "autoattack", norm = "linf", eps = 0.1 }]\n',
+        "suite.toml: attacks[1]: autoattack: apgd-t need(s) a model with at least 4 classes, not "
+        "3. Use version = \"custom\" without them (dataset 'synthetic' has inputs of shape "
+        "(1, 8, 8) and 3 classes)",
+    ),
+    "training attack with too few classes": (
+        'datasets = [{ name = "synthetic", params = { num_classes = 3 } }]\n' + ARCHS
+        + 'recipes = [{ name = "pgd-at-linf-0.1-digits", attack = { name = "apgdt", '
+        'norm = "linf", eps = 0.1 } }]\n',
+        "suite.toml: recipes[0].attack: apgdt needs a model with at least 4 classes, not 3 "
+        "(dataset 'synthetic' has inputs of shape (1, 8, 8) and 3 classes)",
+    ),
+    "attack parameters its factory rejects": (
+        DATASETS + ARCHS + RECIPES
+        + 'attacks = [{ name = "autoattack", norm = "l1", eps = 5, params = { n_iter = 2 } }]\n',
+        "suite.toml: attacks[0]: autoattack: the standard version at l1 runs APGD in 3 eps "
+        "stages and needs n_iter >= 3, got 2",
+    ),
+    "validation attack eps in pixel units": (
+        DATASETS + ARCHS + ATTACKS + 'recipes = [{ name = "standard-digits", validation = '
+        '{ attack = { name = "pgd", eps = 8 } } }]\n',
+        "suite.toml: recipes[0].validation.attack.eps: eps = 8 exceeds the whole [0,1] pixel "
+        "range of a linf attack; write it in [0,1] units, e.g. \"8/255\" (dataset 'digits')",
+    ),
     "bad device": (
         VALID + 'device = "gpu"\n',
         "suite.toml: device: device 'gpu' is not one of auto, cpu, mps, cuda, cuda:N",
