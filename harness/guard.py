@@ -9,6 +9,7 @@ from torch import nn
 
 from harness.contracts import Attack
 from harness.threat import ThreatModel, check_adversarial_batch
+from harness.toolkits import frozen_parameters
 
 
 @dataclass
@@ -35,20 +36,18 @@ class GuardedAttack:
         """(x_adv, per-example perturbation norms); raises ContractViolation on a bad batch."""
         modes = [(module, module.training) for module in model.modules()]
         params = list(model.parameters())
-        saved = [(p.requires_grad, p.grad) for p in params]  # frozen params gain no gradient
+        grads = [p.grad for p in params]  # the caller's, e.g. mid-step in training
         if not self.train_mode:
             model.eval()
         for p in params:
-            p.requires_grad_(False)
             p.grad = None
         try:
-            with torch.enable_grad():
+            with torch.enable_grad(), frozen_parameters(model):
                 x_adv = self.attack(model, x, y)
         finally:
             for module, training in modes:  # per module: a frozen BN stays in eval
                 module.training = training
-            for p, (requires_grad, grad) in zip(params, saved, strict=True):
-                p.requires_grad_(requires_grad)
+            for p, grad in zip(params, grads, strict=True):
                 p.grad = grad
         x_adv = x_adv.detach() if isinstance(x_adv, torch.Tensor) else x_adv
         norms = check_adversarial_batch(x, x_adv, self.threat, bounded=not self.minimum_norm)

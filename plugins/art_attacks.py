@@ -82,6 +82,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from harness import StepSize, ThreatModel, hookimpl, raise_flag
+from harness.toolkits import count_classes, finite_in_range, model_device, model_dtype
 
 __version__ = "1.0"
 
@@ -283,37 +284,6 @@ class _ArtView(nn.Module):
         return self
 
 
-def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return fallback
-
-
-def _model_dtype(model: nn.Module, fallback: torch.dtype) -> torch.dtype:
-    for tensor in (*model.parameters(), *model.buffers()):
-        if tensor.is_floating_point():
-            return tensor.dtype
-    return fallback
-
-
-@contextlib.contextmanager
-def _eval_modes(model: nn.Module) -> Iterator[None]:
-    """Eval mode for a side forward (the class count), so BatchNorm statistics do not move."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
-
-
-def _num_classes(model: nn.Module, x: torch.Tensor, device: torch.device, dtype: torch.dtype
-                 ) -> int:
-    with torch.no_grad(), _eval_modes(model):
-        return int(model(x[:1].to(device=device, dtype=dtype)).shape[1])
-
-
 @contextlib.contextmanager
 def _on_device(device: torch.device) -> Iterator[None]:
     # ART puts a PyTorchClassifier on cuda:<current device> (and moves the model there): make
@@ -335,11 +305,11 @@ def art_classifier(model: nn.Module, x: torch.Tensor, *, probabilities: bool = F
     probabilities); rebuilt only if the model moved to another device or dtype, or the input
     shape changed.
     """
-    device = _model_device(model, x.device)
+    device = model_device(model, x.device)
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"ART 1.20 runs PyTorch models on cpu or cuda only; this model is on "
                          f"{device.type} (run with --device cpu)")
-    dtype = _model_dtype(model, torch.float32)
+    dtype = model_dtype(model, torch.float32)
     signature = (tuple(x.shape[1:]), device, dtype)
     per_model = _CLASSIFIERS.setdefault(model, {})
     cached = per_model.get(probabilities)
@@ -350,7 +320,7 @@ def art_classifier(model: nn.Module, x: torch.Tensor, *, probabilities: bool = F
     with _on_device(device):
         classifier = PyTorchClassifier(
             model=_ArtView(model, dtype, probabilities), loss=nn.CrossEntropyLoss(),
-            input_shape=tuple(x.shape[1:]), nb_classes=_num_classes(model, x, device, dtype),
+            input_shape=tuple(x.shape[1:]), nb_classes=count_classes(model, x),
             clip_values=(0.0, 1.0), preprocessing=(0.0, 1.0), channels_first=True,
             device_type="gpu" if device.type == "cuda" else "cpu")
     per_model[probabilities] = (signature, classifier)
@@ -385,20 +355,6 @@ def _targets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: str, num_
         return (y + shift) % num_classes
     with torch.no_grad():  # least-likely on the clean input
         return model(x).argmin(dim=1)
-
-
-def _finite_in_range(x: torch.Tensor, x_adv: torch.Tensor, name: str) -> torch.Tensor:
-    """Non-finite examples back to x (with a flag); values clamped to [0,1].
-
-    Clamping to the input range never increases any coordinate's distance to x (x is in
-    [0,1]), so it cannot turn an over-budget output into an in-budget one.
-    """
-    broken = ~torch.isfinite(x_adv).flatten(1).all(dim=1)
-    if bool(broken.any()):
-        raise_flag("non-finite-output", f"{name}: {int(broken.sum())} example(s) came back "
-                   "NaN/inf and were returned unperturbed (counted as not broken)")
-        x_adv = torch.where(broken.view(-1, *[1] * (x.dim() - 1)), x, x_adv)
-    return x_adv.clamp(0.0, 1.0)
 
 
 #: The engine accepts norms up to eps * (1 + 1e-6) (its documented float tolerance); the largest
@@ -494,7 +450,7 @@ class ArtAttack:
             one_hot = np.eye(attack.estimator.nb_classes, dtype=np.float32)[labels.detach().cpu().numpy()]
             adv = self.generate(attack, inputs, one_hot)
         x_adv = torch.from_numpy(np.asarray(adv, dtype=np.float32)).to(device=x.device, dtype=x.dtype)
-        x_adv = _finite_in_range(x, x_adv, self.name)
+        x_adv = finite_in_range(x, x_adv, self.name)
         # l0 has no rounding issue (and no bounded attack here)
         return _onto_ball(x, x_adv, self.threat) if self.bounded else x_adv
 

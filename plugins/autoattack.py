@@ -51,6 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from harness import ThreatModel, hookimpl, raise_flag
+from harness.toolkits import count_classes, frozen_parameters, model_device, preserved_rng
 
 __version__ = "1.0"
 
@@ -179,32 +180,7 @@ def _captured_checks(checks: ModuleType) -> Iterator[None]:
         sys.settrace(tracer)
 
 
-@contextlib.contextmanager
-def _frozen_parameters(model: nn.Module) -> Iterator[None]:
-    """FAB calls ``.backward()``: with parameters frozen it writes no parameter gradients."""
-    params = [(p, p.requires_grad) for p in model.parameters()]
-    for p, _ in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, requires_grad in params:
-            p.requires_grad_(requires_grad)
-
-
-@contextlib.contextmanager
-def _own_rng(device: torch.device) -> Iterator[None]:
-    """The sub-attacks call ``torch.random.manual_seed``: keep the caller's RNG stream."""
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        yield
-
-
 # --- the attack ---------------------------------------------------------------------------------
-
-
-def _model_device(model: nn.Module, x: torch.Tensor) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else x.device
 
 
 def _rebuild_with_iterations(aa: Any, n_iter: int) -> None:
@@ -281,16 +257,15 @@ class AutoAttackRun:
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if len(x) == 0:
             return x.clone()
-        device = _model_device(model, x)
-        with torch.no_grad():
-            num_classes = int(model(x[:1].to(device)).shape[1])
+        device = model_device(model, x.device)
+        num_classes = count_classes(model, x)
         problem = self.input_problem(tuple(x.shape[1:]), num_classes)
         if problem:
             raise ValueError(problem)
         if self.params.version == "plus" and self.threat.norm == "l1":
             raise_flag("aa-plus-l1", 'AutoAttack "plus" is designed for linf and l2; pyautoattack '
                        'asks to check its use with l1')
-        with _captured_checks(self.checks), _frozen_parameters(model), _own_rng(device):
+        with _captured_checks(self.checks), frozen_parameters(model), preserved_rng(device):
             aa = self.build(model, device, num_classes)
             # one chunk: the checks only look at the first batch_size examples
             x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=len(x))  # (x_adv, y_adv)

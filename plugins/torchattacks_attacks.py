@@ -31,14 +31,15 @@ import contextlib
 import functools
 import io
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
-from harness import StepSize, ThreatModel, hookimpl, raise_flag
+from harness import StepSize, ThreatModel, hookimpl
+from harness.toolkits import count_classes, finite_in_range, preserved_rng
 
 __version__ = "1.0"
 
@@ -295,14 +296,6 @@ class JSMAParams(_Params):
 # --- running a torchattacks object under the harness contract --------------------------------
 
 
-@contextlib.contextmanager
-def _own_rng(device: torch.device) -> Iterator[None]:
-    """Run code that reseeds the global torch RNG without changing the caller's stream."""
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        yield
-
-
 class _PaddedChannels(nn.Module):
     """Feeds the first ``channels`` of a 3-channel input to a model with fewer channels.
 
@@ -321,11 +314,6 @@ class _PaddedChannels(nn.Module):
         return self.model(x[:, : self.channels])
 
 
-def _num_classes(model: nn.Module, x: torch.Tensor) -> int:
-    with torch.no_grad():
-        return int(model(x[:1]).shape[1])
-
-
 def _set_targets(attack: Any, targeted: str, num_classes: int) -> None:
     """Switch a torchattacks object to a targeted mode without its stdout messages."""
     if targeted == "random":
@@ -334,21 +322,6 @@ def _set_targets(attack: Any, targeted: str, num_classes: int) -> None:
         attack.set_mode_targeted_least_likely(kth_min=1, quiet=True)
     elif targeted == "next":
         attack.set_mode_targeted_by_function(lambda x, y: (y + 1) % num_classes, quiet=True)
-
-
-def _finite_in_range(x: torch.Tensor, x_adv: torch.Tensor, name: str) -> torch.Tensor:
-    """Non-finite examples back to x (with a flag); values clamped to [0,1].
-
-    Clamping to the input range never increases any coordinate's distance to x (x is in
-    [0,1]), so it cannot turn an over-budget output into an in-budget one.
-    """
-    x_adv = x_adv.detach().to(device=x.device, dtype=x.dtype)
-    broken = ~torch.isfinite(x_adv).flatten(1).all(dim=1)
-    if bool(broken.any()):
-        raise_flag("non-finite-output", f"{name}: {int(broken.sum())} example(s) came back "
-                   "NaN/inf and were returned unperturbed (counted as not broken)")
-        x_adv = torch.where(broken.view(-1, *[1] * (x.dim() - 1)), x, x_adv)
-    return x_adv.clamp(0.0, 1.0)
 
 
 Builder = Callable[[nn.Module, int], Any]
@@ -382,7 +355,7 @@ class ToolkitAttack:
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         num_classes = 0  # measured (one forward) only when something depends on it
         if self.needs_classes or self.targeted == "next" or self.min_classes > 2:
-            num_classes = _num_classes(model, x)
+            num_classes = count_classes(model, x)
         problem = self.input_problem(tuple(x.shape[1:]), num_classes or self.min_classes)
         if problem:
             raise ValueError(problem)
@@ -400,9 +373,9 @@ class ToolkitAttack:
         labels = y
         if self.targets_as_labels and self.targeted != "none":
             labels = attack.get_target_label(inputs, y)
-        with _own_rng(x.device) if self.reseeds else contextlib.nullcontext():
+        with preserved_rng(x.device) if self.reseeds else contextlib.nullcontext():
             x_adv = attack(inputs, labels)
-        return _finite_in_range(x, x_adv[:, : x.shape[1]], self.name)
+        return finite_in_range(x, x_adv[:, : x.shape[1]], self.name)
 
 
 # --- CW-inf (PGD with the margin loss) and a corrected CW ---------------------------------------

@@ -1,0 +1,68 @@
+"""The helpers toolkit-wrapping attack plugins share (``harness.toolkits``)."""
+
+import torch
+from torch import nn
+
+from harness.flags import collect_flags
+from harness.toolkits import (
+    count_classes,
+    finite_in_range,
+    frozen_parameters,
+    model_device,
+    model_dtype,
+    preserved_rng,
+)
+
+
+def batchnorm_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Dropout(0.5), nn.Flatten(),
+                         nn.Linear(2 * 36, 7)).double()
+
+
+def test_count_classes_is_a_side_forward_that_changes_nothing():
+    model = batchnorm_model().train()
+    model[2].eval()  # a module already in eval must stay in eval
+    stats = model[1].running_mean.clone()
+    x = torch.rand(5, 1, 8, 8)  # float32 input for a float64 model: cast to the model's dtype
+    assert count_classes(model, x) == 7
+    assert torch.equal(model[1].running_mean, stats), "BatchNorm statistics moved"
+    assert [m.training for m in model] == [True, True, False, True, True]
+
+
+def test_device_and_dtype_of_a_stateless_model_fall_back():
+    assert model_device(nn.ReLU(), torch.device("meta")) == torch.device("meta")
+    assert model_dtype(nn.ReLU(), torch.float16) == torch.float16
+    assert model_dtype(batchnorm_model(), torch.float16) == torch.float64
+
+
+def test_preserved_rng_keeps_the_callers_stream():
+    torch.manual_seed(1)
+    expected = torch.rand(3)
+    torch.manual_seed(1)
+    with preserved_rng(torch.device("cpu")):
+        torch.manual_seed(99)  # what toolkits do inside
+        torch.rand(10)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_frozen_parameters_writes_no_parameter_gradient_and_restores_requires_grad():
+    model = batchnorm_model().float()
+    model[0].bias.requires_grad_(False)
+    x = torch.rand(2, 1, 8, 8, requires_grad=True)
+    with frozen_parameters(model):
+        model(x).sum().backward()
+    assert x.grad is not None
+    assert all(p.grad is None for p in model.parameters())
+    assert [p.requires_grad for p in model.parameters()] == [True, False, True, True, True, True]
+
+
+def test_finite_in_range_returns_broken_examples_unperturbed_with_a_flag():
+    x = torch.full((3, 1, 2, 2), 0.5)
+    x_adv = torch.tensor([0.6, float("nan"), 1.2]).view(3, 1, 1, 1).expand(3, 1, 2, 2).double()
+    with collect_flags() as flags:
+        out = finite_in_range(x, x_adv, "my-attack")
+    assert out.dtype == x.dtype
+    assert torch.equal(out[:, 0, 0, 0], torch.tensor([0.6, 0.5, 1.0], dtype=torch.float32))
+    assert list(flags) == ["non-finite-output"]
+    assert flags["non-finite-output"].startswith("my-attack: 1 example(s) came back NaN/inf")
