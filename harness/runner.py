@@ -240,7 +240,7 @@ class Runner:
         if result.probe is not None:  # the same probe on test examples: the generalization gap
             x, y = self.eval_data(cell.dataset, data, plan.suite.suite.evaluation.max_examples)
             batch = cell.recipe.recipe.batch_size
-            with preserved_rng():
+            with preserved_rng(x.device):
                 correct = clean_correct(result.model, x, y, batch)
                 test = run_attack(result.model, result.probe, x, y, correct, batch, PROBE_SEED)
             summary["final_test_robust"] = test.accuracy

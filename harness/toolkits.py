@@ -14,6 +14,10 @@ import torch
 from torch import nn
 
 from harness.flags import raise_flag
+from harness.seeding import preserved_rng
+
+__all__ = ["count_classes", "finite_in_range", "frozen_parameters", "model_device", "model_dtype",
+           "preserved_rng"]
 
 
 def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
@@ -60,13 +64,6 @@ def frozen_parameters(model: nn.Module) -> Iterator[None]:
     finally:
         for p, requires_grad in params:
             p.requires_grad_(requires_grad)
-
-
-@contextlib.contextmanager
-def preserved_rng(device: torch.device) -> Iterator[None]:
-    """Run toolkit code that calls ``torch.manual_seed`` without changing the caller's stream."""
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        yield
 
 
 def finite_in_range(x: torch.Tensor, x_adv: torch.Tensor, name: str) -> torch.Tensor:

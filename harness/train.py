@@ -38,6 +38,7 @@ from harness.plan import Resolved, TrainCell
 from harness.schedule import lr_factor
 from harness.seeding import preserved_rng, rng_state, seed_everything, set_rng_state
 from harness.specs import Recipe
+from harness.toolkits import model_device
 
 PROBE_SEED = 12345
 
@@ -116,7 +117,7 @@ class Probe:
     def measure(self, model: nn.Module) -> dict[str, float]:
         out: dict[str, float] = {}
         was_training = model.training
-        with preserved_rng():
+        with preserved_rng(model_device(model, torch.device("cpu"))):
             for name, (x, y) in self.sets.items():
                 correct = clean_correct(model, x, y, self.batch_size)
                 out[f"{name}_clean"] = float(correct.float().mean())
@@ -236,7 +237,8 @@ class Trainer:
         state = {"epoch": self.epoch, "model": self.model.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
                  "ema": self.ema.state_dict() if self.ema else None, "history": self.history,
-                 "best": self.best, "rng": rng_state(), "generator": self.generator.get_state(),
+                 "best": self.best, "rng": rng_state(self.device),
+                 "generator": self.generator.get_state(),
                  "defense": (self.defense.state_dict()
                              if hasattr(self.defense, "state_dict") else None)}
         atomic_write(self.state_path, lambda tmp: torch.save(state, tmp))
@@ -253,8 +255,8 @@ class Trainer:
         self.history, self.best, self.epoch = state["history"], state["best"], state["epoch"]
         if state.get("defense") is not None:
             self.defense.load_state_dict(state["defense"])
-        set_rng_state(state["rng"])
-        self.generator.set_state(state["generator"])
+        set_rng_state(state["rng"], self.device)
+        self.generator.set_state(state["generator"].cpu())
         return True
 
     def run(self) -> TrainResult:

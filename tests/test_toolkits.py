@@ -1,5 +1,6 @@
 """The helpers toolkit-wrapping attack plugins share (``harness.toolkits``)."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -66,3 +67,35 @@ def test_finite_in_range_returns_broken_examples_unperturbed_with_a_flag():
     assert torch.equal(out[:, 0, 0, 0], torch.tensor([0.6, 0.5, 1.0], dtype=torch.float32))
     assert list(flags) == ["non-finite-output"]
     assert flags["non-finite-output"].startswith("my-attack: 1 example(s) came back NaN/inf")
+
+
+def test_preserved_rng_keeps_python_and_numpy_streams_too():
+    import random
+
+    import numpy as np
+
+    random.seed(2)
+    np.random.seed(2)
+    expected = (random.random(), np.random.rand())
+    random.seed(2)
+    np.random.seed(2)
+    with preserved_rng():
+        random.seed(5)
+        np.random.seed(5)  # what ART's decision-based starts do
+    assert (random.random(), np.random.rand()) == expected
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_streams_are_kept_and_restored_from_a_checkpoint_mapped_to_the_gpu(tmp_path):
+    from harness.seeding import rng_state, set_rng_state
+
+    cuda = torch.device("cuda")
+    state = rng_state(cuda)
+    expected = torch.rand(3, device=cuda)
+    set_rng_state(state, cuda)
+    with preserved_rng(cuda):
+        torch.rand(10, device=cuda)
+    assert torch.equal(torch.rand(3, device=cuda), expected)
+    torch.save(state, tmp_path / "state.pt")  # the trainer loads with map_location=its device
+    set_rng_state(torch.load(tmp_path / "state.pt", map_location=cuda, weights_only=False), cuda)
+    assert torch.equal(torch.rand(3, device=cuda), expected)
