@@ -23,9 +23,9 @@ import torch.nn.functional as F
 
 from harness.components import load_components
 from harness.evaluate import clean_correct, run_attack
+from harness.guard import build_attack
 from harness.plan import Resolved
 from harness.threat import ThreatModel
-from harness.train import build_attack
 
 EPS, STEPS = 0.1, 10
 ALPHA = 2.5 * EPS / STEPS

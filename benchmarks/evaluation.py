@@ -3,7 +3,7 @@
 What is compared
 ----------------
 *harness*: what the engine's runner does for one evaluation cell —
-``harness.evaluate.clean_correct``, then ``harness.train.build_attack`` (registry entry
+``harness.evaluate.clean_correct``, then ``harness.guard.build_attack`` (registry entry
 ``pgd``, resolved with ``harness.plan.resolve_attacks`` exactly as a suite's attack is), then
 ``harness.evaluate.run_attack`` on the clean-correct examples; the timed region covers those
 three calls (``load_components`` runs once, outside it). That adds, around the bare attack,
@@ -56,12 +56,12 @@ from torch import nn
 from harness.components import Components, load_components
 from harness.contracts import LoadedDataset
 from harness.evaluate import clean_correct, run_attack
-from harness.guard import GuardedAttack
+from harness.guard import GuardedAttack, build_attack
 from harness.plan import Resolved, resolve_attacks, resolve_component
 from harness.specs import AttackRef, ComponentRef
 from harness.threat import check_adversarial_batch
 from harness.tomlfile import Where
-from harness.train import build_attack, build_model
+from harness.train import build_model
 
 TARGET_RATIO = 1.05
 ATTACK_SEED = 1234

@@ -14,12 +14,12 @@ import torch
 from harness.components import Components
 from harness.errors import UserError
 from harness.evaluate import clean_correct, run_attack
+from harness.guard import build_attack
 from harness.plan import Plan, Resolved, resolve_attacks
 from harness.runner import Runner
 from harness.specs import AttackRef
 from harness.store import Store
 from harness.tomlfile import Where
-from harness.train import build_attack
 
 
 @dataclass

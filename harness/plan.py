@@ -20,6 +20,7 @@ from harness import __version__
 from harness.catalogue import preset_params
 from harness.components import Components
 from harness.errors import UserError
+from harness.guard import build_attack
 from harness.registry import UnknownNameError
 from harness.specs import AttackRef, ComponentRef, Recipe, RecipeRef, TrainAttack
 from harness.suite import LoadedSuite
@@ -318,6 +319,8 @@ def build_plan(components: Components, loaded: LoadedSuite) -> Plan:
             if recipe.validation_attack is not None:
                 _check_attack(components, recipe.validation_attack, shape, classes,
                               recipe_where.child("validation", "attack"), dataset.label)
+    for r_index, recipe in enumerate(recipes):
+        _check_defense(components, recipe, where.child("recipes", r_index))
     plan = Plan(loaded, attacks=attacks,
                 metrics=resolve_metrics(components, loaded, where))
     for dataset in datasets:
@@ -368,9 +371,8 @@ def _check_attack(components: Components, attack: Resolved, shape: tuple[int, ..
     the built attack) rejects inputs or class counts the toolkit cannot take.
     """
     _check_budget_unit(attack.threat, shape, where, dataset)
-    entry = components.attacks.get(attack.factory)
     try:
-        built = entry.factory(entry.make_params(attack.params), attack.threat)
+        built = build_attack(components, attack).attack
     except ValueError as error:
         raise where.error(str(error)) from None
     input_problem = getattr(built, "input_problem", None)
@@ -378,6 +380,19 @@ def _check_attack(components: Components, attack: Resolved, shape: tuple[int, ..
     if problem:
         raise where.error(f"{problem} (dataset {dataset!r} has inputs of shape {shape} and "
                           f"{classes} classes)")
+
+
+def _check_defense(components: Components, recipe: ResolvedRecipe, where: Where) -> None:
+    """Build the defense as training will, so one that rejects its attack (Fast-AT under l2)
+    fails at validation rather than when its cell starts training."""
+    attack = None  # its own problems were reported by _check_attack
+    if recipe.attack is not None:
+        attack = build_attack(components, recipe.attack, train_mode=True)
+    entry = components.defenses.get(recipe.defense.factory)
+    try:
+        entry.factory(entry.make_params(recipe.defense.params), attack)
+    except (UserError, ValueError) as error:
+        raise where.error(str(error)) from None
 
 
 def _check_budget_unit(threat: ThreatModel | None, shape: tuple[int, ...], where: Where,

@@ -21,12 +21,12 @@ from harness.data import as_tensors, to_device
 from harness.errors import UserError
 from harness.evaluate import check_model, clean_correct, run_attack
 from harness.flags import collect_flags
+from harness.guard import build_attack
 from harness.plan import EvalCell, MetricSpec, Plan, Resolved, TrainCell, stable_hash
 from harness.seeding import preserved_rng
 from harness.store import Store, unpack_bools
 from harness.train import (
     PROBE_SEED,
-    build_attack,
     build_model,
     load_checkpoint,
     save_checkpoint,

@@ -33,7 +33,7 @@ from harness.contracts import LoadedDataset
 from harness.data import as_tensors, train_batches
 from harness.evaluate import clean_correct, run_attack
 from harness.flags import raise_flag
-from harness.guard import GuardedAttack
+from harness.guard import GuardedAttack, build_attack
 from harness.plan import Resolved, TrainCell
 from harness.schedule import lr_factor
 from harness.seeding import preserved_rng, rng_state, seed_everything, set_rng_state
@@ -69,14 +69,6 @@ def build_model(components: Components, arch: Resolved, data: LoadedDataset,
         raise TypeError(f"architecture {arch.label!r} built a {type(model).__name__}, "
                         "not a torch.nn.Module")
     return model.to(device)
-
-
-def build_attack(components: Components, attack: Resolved, train_mode: bool = False
-                 ) -> GuardedAttack:
-    entry = components.attacks.get(attack.factory)
-    assert attack.threat is not None
-    return GuardedAttack(entry.factory(entry.make_params(attack.params), attack.threat),
-                         attack.threat, entry.minimum_norm, train_mode)
 
 
 def split_validation(dataset: Dataset, fraction: float) -> tuple[Dataset, Dataset]:

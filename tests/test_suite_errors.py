@@ -220,6 +220,13 @@ GOLDEN = {
         "suite.toml: recipes[0].validation.attack.eps: eps = 8 exceeds the whole [0,1] pixel "
         "range of a linf attack; write it in [0,1] units, e.g. \"8/255\" (dataset 'digits')",
     ),
+    "defense that rejects its training attack": (
+        DATASETS + ARCHS + ATTACKS + 'recipes = [{ name = "fast", defense = "fast-at", epochs = 1, '
+        'attack = { name = "pgdl2", norm = "l2", eps = 1.0 } }]\n',
+        "suite.toml: recipes[0]: defense 'fast-at' is defined for linf only (signed-gradient "
+        "steps clipped to a box), but the recipe's attack is l2 eps=1; use norm = \"linf\", or "
+        "pgd-at/trades/mart/alp for other norms",
+    ),
     "bad device": (
         VALID + 'device = "gpu"\n',
         "suite.toml: device: device 'gpu' is not one of auto, cpu, mps, cuda, cuda:N",
