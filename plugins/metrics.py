@@ -7,7 +7,8 @@ Definitions (each metric returns plain numbers, stored next to the trained model
 - ``flops``: FLOPs of one forward pass on one example at the dataset's input size, counted by
   ``torch.utils.flop_counter`` (a multiply-add counts as 2).
 - ``feature-map``: channels × height × width of the last 4-D feature map before global pooling
-  or flattening (the larger-feature-map study's quantity); NaN for token-based models.
+  or flattening (the larger-feature-map study's quantity): the map a backbone declares with
+  ``feature_map_module``, else found by hooks; NaN for token-based models.
 - ``sparsity``: over all conv and linear weights, (1) ``fraction_small``: the fraction of weights
   with |w| < ``threshold`` · max |w| of their layer, and (2) ``hoyer``: Hoyer's measure
   (√n − ‖w‖₁/‖w‖₂)/(√n − 1) per layer (0 = all equal magnitudes, 1 = one nonzero weight),
@@ -32,7 +33,7 @@ from torch import nn
 
 from harness import hookimpl
 
-__version__ = "1"
+__version__ = "2"  # 2: feature-map skips channels-last linears (ConvNeXt)
 
 GLOBAL_END = ("Linear", "Flatten", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
 
@@ -61,26 +62,45 @@ def flop_count(params: _Params):
     return measure
 
 
-def final_feature_map(model: nn.Module, example: torch.Tensor) -> tuple[int, int, int] | None:
-    """(C, H, W) entering the first global pooling / flatten / linear layer after a conv."""
+def _shapes_seen(model: nn.Module, example: torch.Tensor, modules: list[nn.Module], *,
+                 outputs: bool) -> list[tuple[str, tuple[int, ...]]]:
+    """(module type, input or output shape) of each call to ``modules`` in one forward."""
     calls: list[tuple[str, tuple[int, ...]]] = []
 
     def record(module, inputs, output):
-        if inputs and isinstance(inputs[0], torch.Tensor):
-            calls.append((type(module).__name__, tuple(inputs[0].shape)))
+        tensor = output if outputs else (inputs[0] if inputs else None)
+        if isinstance(tensor, torch.Tensor):
+            calls.append((type(module).__name__, tuple(tensor.shape)))
 
-    leaves = [m for m in model.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(record) for m in leaves]
+    handles = [m.register_forward_hook(record) for m in modules]
     try:
         with torch.no_grad():
             model(example)
     finally:
         for handle in handles:
             handle.remove()
+    return calls
+
+
+def final_feature_map(model: nn.Module, example: torch.Tensor) -> tuple[int, int, int] | None:
+    """(C, H, W) of the final feature map.
+
+    A backbone that declares ``feature_map_module`` (the built-in CNNs do) gives it as that
+    module's output. Otherwise it is the input of the first global pooling / flatten / linear
+    layer after a conv; a linear layer on a 4-D input is a channels-last pointwise conv
+    (ConvNeXt blocks), not the head, and is skipped.
+    """
+    declaring = next((m for m in model.modules()
+                      if isinstance(getattr(m, "feature_map_module", None), str)), None)
+    if declaring is not None:
+        target = declaring.get_submodule(declaring.feature_map_module)
+        calls = _shapes_seen(model, example, [target], outputs=True)
+        return tuple(calls[-1][1][1:]) if calls and len(calls[-1][1]) == 4 else None
+    leaves = [m for m in model.modules() if not list(m.children())]
     seen_conv = False
-    for name, shape in calls:
+    for name, shape in _shapes_seen(model, example, leaves, outputs=False):
         seen_conv = seen_conv or name.startswith("Conv")
-        if seen_conv and name in GLOBAL_END:
+        if seen_conv and name in GLOBAL_END and not (name == "Linear" and len(shape) > 2):
             return tuple(shape[1:]) if len(shape) == 4 else None
     return None
 

@@ -44,6 +44,33 @@ def test_feature_map_is_the_input_of_global_pooling():
     assert all(math.isnan(v) for v in measure("feature-map", tokens, torch.rand(1, 1, 4, 4)).values())
 
 
+class ChannelsLast(nn.Module):
+    def __init__(self, to_last: bool) -> None:
+        super().__init__()
+        self.order = (0, 2, 3, 1) if to_last else (0, 3, 1, 2)
+
+    def forward(self, x):
+        return x.permute(*self.order)
+
+
+def test_feature_map_skips_channels_last_pointwise_linears():
+    """ConvNeXt blocks apply nn.Linear to (N, H, W, C): that is a 1×1 conv, not the head."""
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), ChannelsLast(True), nn.Linear(3, 5),
+                          ChannelsLast(False), nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), nn.Linear(5, 2))
+    assert measure("feature-map", model, torch.rand(2, 1, 4, 4)) == {
+        "channels": 5, "height": 2, "width": 2}
+
+
+def test_feature_map_of_a_declaring_backbone_is_its_declared_module(components):
+    """The built-in CNNs name their final map; the metric reads it there (width 32 at 1122)."""
+    entry = components.architectures.get("resnet18")
+    info = DataInfo((3, 16, 16), 10, (0.5,) * 3, (0.25,) * 3)
+    model = entry.factory(entry.make_params({"width": 4, "strides": "1122"}), info)
+    assert measure("feature-map", model, torch.rand(1, 3, 16, 16)) == {
+        "channels": 32, "height": 4, "width": 4}
+
+
 def test_sparsity_definitions():
     model = nn.Sequential(nn.Flatten(), linear([[1.0, 0.0, 0.0, 0.0], [0.001, 0.5, 0.0, 0.0]]))
     values = measure("sparsity", model, torch.rand(1, 1, 2, 2), per_layer=True)
