@@ -12,7 +12,7 @@ import click
 
 from harness.errors import UserError
 
-KINDS = ("datasets", "architectures", "variants", "attacks", "defenses", "recipes")
+KINDS = ("datasets", "architectures", "variants", "attacks", "defenses", "recipes", "metrics")
 
 
 def plugin_options(command: Callable[..., Any]) -> Callable[..., Any]:

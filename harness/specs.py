@@ -43,7 +43,8 @@ class AttackRef(ComponentRef):
     """An attack reference; ``eps`` may be a list, which expands into one attack per value."""
 
     norm: Norm | None = None
-    eps: Annotated[list[Eps], BeforeValidator(_eps_list)] | None = None
+    eps: Annotated[list[Eps], BeforeValidator(_eps_list, json_schema_input_type=Eps | list[Eps])
+                   ] | None = None
 
 
 class RecipeRef(BaseModel):

@@ -49,7 +49,8 @@ def parse_eps(value: object) -> float:
     raise ValueError(f"eps must be a number or a fraction such as \"8/255\", got {value!r}")
 
 
-Eps = Annotated[float, BeforeValidator(parse_eps)]
+#: A budget as users write it: 0.03, "8/255"; the JSON Schema says so, for editors.
+Eps = Annotated[float, BeforeValidator(parse_eps, json_schema_input_type=float | str)]
 
 
 class StepSize(BaseModel):
