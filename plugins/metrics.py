@@ -20,6 +20,10 @@ Definitions (each metric returns plain numbers, stored next to the trained model
   (power iteration on the layer as a linear map at its real input size) and over BatchNorm
   layers of max |γ/σ|: the network-level upper bound of RACL-style analyses. Residual
   connections make it a proxy, not a bound, for ResNets (documented there as well).
+- ``cell-bound``: RACL's architecture-level bound for DARTS-space models (Dong et al., arXiv
+  2009.00902): per edge the l2 Lipschitz constant of its op (``edge_lipschitz``), per cell the
+  sum over its edges, for the network the product over cells, as log10; stem, preprocessing and
+  classifier are left out as in the paper's formula. NaN for models that are not DARTS networks.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from harness import hookimpl
+from harness.toolkits import frozen_parameters
 
 __version__ = "2"  # 2: feature-map skips channels-last linears (ConvNeXt)
 
@@ -172,19 +177,13 @@ def local_lipschitz(model: nn.Module, x: torch.Tensor, params: LipschitzParams) 
     with torch.no_grad():
         clean = model(x)
     x_adv = (x + 0.001 * torch.randn(x.shape, generator=generator, device=x.device)).clamp(0, 1)
-    frozen = [(p, p.requires_grad) for p in model.parameters()]
-    for p, _ in frozen:
-        p.requires_grad_(False)
-    try:
+    with frozen_parameters(model):
         for _ in range(params.steps):
             x_adv.requires_grad_(True)
             ratio = lipschitz_ratio(model(x_adv), clean, x_adv, x)
             (grad,) = torch.autograd.grad(ratio.sum(), x_adv)
             x_adv = x_adv.detach() + params.step_size * grad.sign()
             x_adv = torch.min(torch.max(x_adv, x - params.eps), x + params.eps).clamp(0, 1)
-    finally:
-        for p, requires_grad in frozen:
-            p.requires_grad_(requires_grad)
     with torch.no_grad():
         return float(lipschitz_ratio(model(x_adv), clean, x_adv, x).mean())
 
@@ -210,13 +209,16 @@ class SpectralParams(BaseModel):
     seed: int = 0
 
 
-def layer_inputs(model: nn.Module, example: torch.Tensor) -> dict[nn.Module, tuple[int, ...]]:
+def layer_inputs(model: nn.Module, example: torch.Tensor, layers: list[nn.Module] | None = None
+                 ) -> dict[nn.Module, tuple[int, ...]]:
+    """Input shape of each of ``layers`` (default: every conv and linear) in one forward."""
     shapes: dict[nn.Module, tuple[int, ...]] = {}
 
     def record(module, inputs, output) -> None:  # a hook returning a value replaces the output
         shapes.setdefault(module, tuple(inputs[0].shape))
 
-    handles = [m.register_forward_hook(record) for _, m in weight_layers(model)]
+    layers = [m for _, m in weight_layers(model)] if layers is None else layers
+    handles = [m.register_forward_hook(record) for m in layers]
     try:
         with torch.no_grad():
             model(example)
@@ -224,6 +226,22 @@ def layer_inputs(model: nn.Module, example: torch.Tensor) -> dict[nn.Module, tup
         for handle in handles:
             handle.remove()
     return shapes
+
+
+def operator_norm(linear_map, input_shape: tuple[int, ...], iterations: int,
+                  generator: torch.Generator) -> float:
+    """Largest singular value of a linear map on inputs of ``input_shape``, by power iteration
+    (on the generator's device)."""
+    v = torch.randn((1, *input_shape[1:]), generator=generator, device=generator.device)
+    sigma = 0.0
+    for _ in range(iterations):
+        v = v / v.norm().clamp_min(1e-12)
+        v.requires_grad_(True)
+        u = linear_map(v)
+        (v_next,) = torch.autograd.grad(u, v, grad_outputs=u)  # Aᵀ A v
+        sigma = float(u.detach().norm())
+        v = v_next.detach()
+    return sigma
 
 
 def spectral_norm(layer: nn.Module, input_shape: tuple[int, ...], iterations: int,
@@ -237,16 +255,13 @@ def spectral_norm(layer: nn.Module, input_shape: tuple[int, ...], iterations: in
         conv = F.conv2d if isinstance(layer, nn.Conv2d) else F.conv1d
         return conv(v, weight, None, layer.stride, layer.padding, layer.dilation, layer.groups)
 
-    v = torch.randn((1, *input_shape[1:]), generator=generator, device=weight.device)
-    sigma = 0.0
-    for _ in range(iterations):
-        v = v / v.norm().clamp_min(1e-12)
-        v.requires_grad_(True)
-        u = forward(v)
-        (v_next,) = torch.autograd.grad(u, v, grad_outputs=u)  # Wᵀ W v
-        sigma = float(u.detach().norm())
-        v = v_next.detach()
-    return sigma
+    return operator_norm(forward, input_shape, iterations, generator)
+
+
+def batchnorm_scale(bn: nn.Module) -> float:
+    """max |γ/σ| of an eval-mode BatchNorm: its Lipschitz constant (the shift does not count)."""
+    scale = (bn.weight.detach() if bn.weight is not None else 1) / torch.sqrt(bn.running_var + bn.eps)
+    return float(scale.abs().max())
 
 
 def spectral_bound(params: SpectralParams):
@@ -260,10 +275,57 @@ def spectral_bound(params: SpectralParams):
                                                           generator), 1e-30))
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d) and m.running_var is not None:
-                scale = (m.weight.detach() if m.weight is not None else 1) / torch.sqrt(
-                    m.running_var + m.eps)
-                log_bound += math.log10(max(float(scale.abs().max()), 1e-30))
+                log_bound += math.log10(max(batchnorm_scale(m), 1e-30))
         return {"log10_bound": log_bound}
+
+    return measure
+
+
+def edge_lipschitz(edge, shapes: dict[nn.Module, tuple[int, ...]], params: SpectralParams,
+                   generator: torch.Generator) -> float:
+    """l2 Lipschitz constant (an upper bound) of one DARTS edge's op, eval mode.
+
+    zero 0, identity 1; average pooling is linear, so its norm is computed like a conv's; max
+    pooling moves each output by at most the largest change in its window, and a pixel lies in
+    at most ⌈k/s⌉² windows, so ⌈k/s⌉. Conv ops are ReLU/conv/BN chains (ReLU is 1-Lipschitz): the
+    product of their convs' spectral norms and BN scales, except the stride-2 skip, whose two
+    convs run side by side: √(σ₁² + σ₂²) times its BN scale.
+    """
+    module = edge.module
+    if edge.kind == "zero":
+        return 0.0
+    if edge.kind == "skip":
+        return 1.0
+    if isinstance(module, nn.MaxPool2d):
+        return float(math.ceil(module.kernel_size / module.stride))
+    if isinstance(module, nn.AvgPool2d):
+        return operator_norm(module, shapes[module], params.iterations, generator)
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    norms = [spectral_norm(c, shapes[c], params.iterations, generator) for c in convs]
+    bn = math.prod(batchnorm_scale(m) for m in module.modules() if isinstance(m, nn.BatchNorm2d))
+    if hasattr(module, "conv_1") and hasattr(module, "conv_2"):  # FactorizedReduce
+        return math.sqrt(sum(n * n for n in norms)) * bn
+    return math.prod(norms) * bn
+
+
+def cell_bound(params: SpectralParams):
+    """RACL's network bound for DARTS-space models: the product over cells of the sum of the
+    cell's edge constants (Dong et al., arXiv 2009.00902); NaN for other models."""
+    def measure(model, x, y, info):
+        net = next((m for m in model.modules() if getattr(m, "search_space", None) == "darts"),
+                   None)
+        if net is None:
+            return {"log10_cell_bound": math.nan}
+        edges = [edge for cell in net.cells for edge in cell.edges()]
+        layers = [m for edge in edges for m in edge.module.modules()
+                  if isinstance(m, nn.Conv2d | nn.AvgPool2d)]
+        shapes = layer_inputs(model, x[:1], layers)
+        generator = torch.Generator(device=x.device).manual_seed(params.seed)
+        log_bound = 0.0
+        for cell in net.cells:
+            total = sum(edge_lipschitz(edge, shapes, params, generator) for edge in cell.edges())
+            log_bound += math.log10(max(total, 1e-30))
+        return {"log10_cell_bound": log_bound}
 
     return measure
 
@@ -284,3 +346,6 @@ def harness_register_metrics(registry):
     registry.add("spectral-bound", spectral_bound, params=SpectralParams,
                  test_params={"iterations": 3},
                  description="log10 product of per-layer spectral norms (power iteration)")
+    registry.add("cell-bound", cell_bound, params=SpectralParams, test_params={"iterations": 3},
+                 description="DARTS models: log10 product over cells of the summed edge Lipschitz "
+                             "constants (RACL)")

@@ -115,3 +115,72 @@ def test_every_metric_runs_on_a_small_cnn(name):
         model, torch.rand(4, 3, 8, 8), torch.zeros(4, dtype=torch.long), info)
     assert values and all(isinstance(v, int | float) for v in values.values())
     assert all(p.grad is None for p in model.parameters())
+
+
+def dense_norm(linear_map, shape: tuple[int, ...]) -> float:
+    """Exact l2 operator norm of a linear map on tiny inputs, from its full matrix."""
+    n = math.prod(shape)
+    with torch.no_grad():
+        matrix = linear_map(torch.eye(n).view(n, *shape)).flatten(1)
+    return float(torch.linalg.matrix_norm(matrix, ord=2))
+
+
+def darts_model(genotype, C: int = 4, layers: int = 3) -> nn.Module:
+    entry = load_components(autoload=False).architectures.get("darts")
+    info = DataInfo((1, 8, 8), 4, (0.5,), (0.25,))
+    torch.manual_seed(0)
+    return entry.factory(entry.make_params({"genotype": genotype, "C": C, "layers": layers}),
+                         info).eval()
+
+
+def test_edge_constants_of_the_darts_ops():
+    from plugins.darts import Edge, FactorizedReduce, SepConv
+    from plugins.metrics import SpectralParams, edge_lipschitz, layer_inputs
+
+    params, generator = SpectralParams(iterations=200), torch.Generator().manual_seed(0)
+    shape = (1, 2, 5, 5)
+    torch.manual_seed(0)  # the ops' initial weights
+
+    def constant(kind: str, module: nn.Module) -> float:
+        shapes = layer_inputs(module, torch.rand(shape), list(module.modules()))
+        return edge_lipschitz(Edge(2, 0, "op", kind, 1, module), shapes, params, generator)
+
+    assert constant("zero", nn.Identity()) == 0.0
+    assert constant("skip", nn.Identity()) == 1.0
+    assert constant("pool", nn.MaxPool2d(3, stride=1, padding=1)) == 3.0  # a pixel in 9 windows
+    assert constant("pool", nn.MaxPool2d(3, stride=2, padding=1)) == 2.0  # ... in 4 windows
+    avg = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    assert constant("pool", avg) == pytest.approx(dense_norm(avg, shape[1:]), rel=1e-3)
+    sep = SepConv(2, 2, 3, 1).eval()
+    shapes = layer_inputs(sep, torch.rand(shape), list(sep.modules()))
+    expected = math.prod(dense_norm(lambda v, c=c: nn.functional.conv2d(
+        v, c.weight, None, c.stride, c.padding, c.dilation, c.groups), shapes[c][1:])
+        for c in sep.modules() if isinstance(c, nn.Conv2d))
+    assert constant("conv", sep) == pytest.approx(expected / (1 + 1e-5), rel=1e-2)  # fresh BN
+    reduce = FactorizedReduce(2, 2).eval()  # two 1×1 convs side by side, not in sequence
+    sigma = [float(torch.linalg.matrix_norm(c.weight.detach().flatten(1), ord=2))
+             for c in (reduce.conv_1, reduce.conv_2)]
+    assert constant("conv", reduce) == pytest.approx(
+        math.hypot(*sigma) / math.sqrt(1 + 1e-5), rel=1e-3)
+
+
+def test_cell_bound_sums_edges_and_multiplies_cells():
+    """Normal cells of identities and zeros: each node-2..5 pair is skip + none, so the normal
+    cells' sums are 4 (one identity per node); the reduction cells are measured as they are."""
+    from plugins.metrics import SpectralParams, edge_lipschitz, layer_inputs
+
+    skips = [["skip_connect", 0], ["none", 1]] * 4
+    model = darts_model({"normal": skips, "reduce": skips})
+    value = measure("cell-bound", model, torch.rand(1, 1, 8, 8), iterations=50)
+    net = next(m for m in model.modules() if getattr(m, "search_space", None) == "darts")
+    reduction = [cell for cell in net.cells if cell.reduction]
+    assert len(net.cells) == 3 and len(reduction) == 2
+    shapes = layer_inputs(model, torch.rand(1, 1, 8, 8),
+                          [m for cell in reduction for m in cell.modules()])
+    generator = torch.Generator().manual_seed(0)
+    reduce_sums = [sum(edge_lipschitz(e, shapes, SpectralParams(iterations=50), generator)
+                       for e in cell.edges()) for cell in reduction]
+    expected = math.log10(4) + sum(math.log10(s) for s in reduce_sums)
+    assert value["log10_cell_bound"] == pytest.approx(expected, abs=1e-3)
+    assert math.isnan(measure("cell-bound", nn.Sequential(nn.Flatten(), nn.Linear(64, 2)),
+                              torch.rand(1, 1, 8, 8))["log10_cell_bound"])
