@@ -59,6 +59,11 @@ def harness_register_architectures(registry: Registry[ArchitectureEntry]) -> Non
     normalization or resizing happens inside the module (``harness.nn.Normalize``).
     ``check_input=fn(params, input_shape) -> str | None`` lets ``harness validate`` reject an
     input size the model cannot take, with the reason.
+
+    Training hooks, found on any submodule of the built model: ``on_epoch_start(epoch, epochs)``
+    is called before each epoch (0-based; after a resume too, so derive state from ``epoch``),
+    and ``auxiliary_loss(y) -> tensor | None`` is added to the defense's loss at every update,
+    computed from the module's last training-mode forward (DARTS's auxiliary head).
     """
 
 

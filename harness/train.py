@@ -12,6 +12,7 @@ state across batches provides ``state_dict``/``load_state_dict`` so a resumed ru
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -154,6 +155,9 @@ class Trainer:
                                   use_buffers=True) if recipe.ema else None)
         self.generator = torch.Generator().manual_seed(cell.seed)
         self.steps_per_batch = int(getattr(self.defense, "steps_per_batch", 1))
+        # Architecture training hooks (e.g. DARTS's drop-path ramp and auxiliary head).
+        self.epoch_hooks = _module_hooks(self.model, "on_epoch_start")
+        self.auxiliary_losses = _module_hooks(self.model, "auxiliary_loss")
         n_batches = -(-len(self.train_set) // recipe.batch_size)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
@@ -164,7 +168,13 @@ class Trainer:
 
     # --- the update, shared by plain and custom defenses ---
 
-    def step(self, loss: torch.Tensor, before_update: Callable[[], None] | None = None) -> None:
+    def step(self, loss: torch.Tensor, before_update: Callable[[], None] | None = None,
+             labels: torch.Tensor | None = None) -> None:
+        if labels is not None:
+            for auxiliary_loss in self.auxiliary_losses:
+                extra = auxiliary_loss(labels)
+                if extra is not None:
+                    loss = loss + extra
         if not torch.isfinite(loss.detach()):
             raise TrainingDiverged(f"loss is {float(loss.detach())} at epoch {self.epoch + 1}; "
                                    "lower lr or add grad_clip to the recipe")
@@ -194,10 +204,10 @@ class Trainer:
         for x, y in self.batches():
             with autocast(self.recipe, self.device):
                 if custom is not None:
-                    loss = custom(self.model, x, y, self.step)
+                    loss = custom(self.model, x, y, functools.partial(self.step, labels=y))
                 else:
                     loss = self.defense.loss(self.model, x, y)
-                    self.step(loss)
+                    self.step(loss, labels=y)
             total += float(loss.detach()) * len(y)
             count += len(y)
         return total / max(count, 1)
@@ -257,6 +267,8 @@ class Trainer:
         epochs = tqdm(range(self.epoch, self.recipe.epochs), desc=self.cell.describe(),
                       leave=False, unit="epoch", disable=None)
         for _ in epochs:
+            for hook in self.epoch_hooks:
+                hook(self.epoch, self.recipe.epochs)
             start = getattr(self.defense, "on_epoch_start", None)
             if start is not None:
                 start(self.model, self.epoch)
@@ -288,6 +300,12 @@ class Trainer:
             raise_flag("bf16-mismatch", f"probe accuracy under bf16 differs from fp32 by up to "
                        f"{100 * max(gaps.values()):.1f} points: {gaps}")
         return {f"bf16_{k}": v for k, v in bf16.items()}
+
+
+def _module_hooks(model: nn.Module, name: str) -> list[Callable[..., Any]]:
+    """The ``name`` methods of the model's modules, for the training loop to call."""
+    return [hook for module in model.modules()
+            if callable(hook := getattr(module, name, None))]
 
 
 def train(components: Components, cell: TrainCell, data: LoadedDataset, device: torch.device,

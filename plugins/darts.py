@@ -396,11 +396,12 @@ class DartsNetwork(nn.Module):
 
     def __init__(self, genotype: Genotype, in_channels: int, num_classes: int, channels: int = 36,
                  layers: int = 20, auxiliary: bool = False, drop_path_prob: float = 0.0,
-                 stem_multiplier: int = 3) -> None:
+                 stem_multiplier: int = 3, auxiliary_weight: float = 0.4) -> None:
         super().__init__()
         self.genotype = genotype
         self.layers = layers
-        self.drop_path_prob = drop_path_prob
+        self.max_drop_path_prob = self.drop_path_prob = drop_path_prob
+        self.auxiliary_weight = auxiliary_weight
         self.aux_logits: torch.Tensor | None = None
         c_curr = stem_multiplier * channels
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False),
@@ -435,6 +436,17 @@ class DartsNetwork(nn.Module):
             h, w = -(-h // 2), -(-w // 2)
         return self.out_channels, h, w
 
+    def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        """DARTS's drop-path schedule: 0 in the first epoch, rising linearly towards the maximum."""
+        self.drop_path_prob = self.max_drop_path_prob * epoch / epochs
+
+    def auxiliary_loss(self, y: torch.Tensor) -> torch.Tensor | None:
+        """The auxiliary head's weighted loss on the last training forward (the trainer adds it)."""
+        if self.aux_logits is None:
+            return None
+        loss, self.aux_logits = self.auxiliary_weight * F.cross_entropy(self.aux_logits, y), None
+        return loss
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s0 = s1 = self.stem(x)
         drop_prob = self.drop_path_prob if self.training else 0.0
@@ -461,9 +473,13 @@ class DartsParams(BaseModel):
     layers: int = Field(default=20, ge=3, description="Number of cells; reduction cells at "
                                                       "layers//3 and 2·layers//3.")
     drop_path_prob: float = Field(default=0.0, ge=0, lt=1, description="Drop-path probability per "
-                                  "non-identity edge, training only (DARTS ramps 0→0.2).")
-    auxiliary: bool = Field(default=False, description="Build DARTS's auxiliary head at 2/3 depth; "
-                            "forward still returns logits only (aux logits in .aux_logits).")
+                                  "non-identity edge in training, ramped linearly from 0 over the "
+                                  "epochs as DARTS does (DARTS uses 0.2).")
+    auxiliary: bool = Field(default=False, description="Build DARTS's auxiliary head at 2/3 depth "
+                            "and add its weighted cross-entropy to the training loss; forward "
+                            "still returns the main logits only.")
+    auxiliary_weight: float = Field(default=0.4, ge=0, description="Weight of the auxiliary "
+                                    "head's loss (DARTS: 0.4).")
 
     @field_validator("genotype", mode="before")
     @classmethod
@@ -501,7 +517,8 @@ class DartsParams(BaseModel):
 def darts_network(params: DartsParams, info: DataInfo) -> nn.Module:
     """A DARTS NetworkCIFAR of the params' genotype, for the dataset's channels and classes."""
     backbone = DartsNetwork(resolve_genotype(params.genotype), info.input_shape[0], info.num_classes,
-                            params.C, params.layers, params.auxiliary, params.drop_path_prob)
+                            params.C, params.layers, params.auxiliary, params.drop_path_prob,
+                            auxiliary_weight=params.auxiliary_weight)
     return normalized(backbone, info)
 
 

@@ -15,7 +15,13 @@ from pydantic import ValidationError
 from torch import nn
 
 from harness import DataInfo, UserError
+from harness.components import load_components
+from harness.plan import build_plan
+from harness.runner import Runner
+from harness.store import Store
+from harness.suite import load_suite
 from harness.tomlfile import Where
+from harness.train import Trainer
 
 GENOTYPE_NAMES = ["RACL", "DARTS_V1", "DARTS_V2", "PDARTS", "PC_DARTS", "ADVRUSH", "NASNET",
                   "AMOEBANET"]
@@ -269,6 +275,31 @@ def test_auxiliary_head_keeps_the_model_contract(entry):
     digits = build(entry, DIGITS, genotype="PDARTS", auxiliary=True).train()  # 2×2 map at 2/3 depth
     digits(torch.rand(2, *DIGITS))
     assert network(digits).aux_logits.shape == (2, 10)
+
+
+def test_training_ramps_drop_path_and_trains_the_auxiliary_head(tmp_path):
+    """The trainer calls the network's hooks: drop-path rises from 0 (DARTS's schedule) and the
+    auxiliary head, which only the added loss reaches, learns."""
+    suite = tmp_path / "suite.toml"
+    suite.write_text(
+        'datasets = [{ name = "synthetic", params = { train_size = 64, test_size = 8 } }]\n'
+        'architectures = [{ name = "darts", params = { genotype = "RACL", C = 2, layers = 3, '
+        'drop_path_prob = 0.3, auxiliary = true } }]\n'
+        'recipes = [{ name = "r", defense = "standard", epochs = 3, batch_size = 32 }]\n')
+    components = load_components(autoload=False)
+    plan = build_plan(components, load_suite(suite))
+    cell = plan.train_cells[0]
+    data = Runner(components, Store(tmp_path / "out"), torch.device("cpu"), tmp_path).dataset(
+        cell.dataset, plan)
+    trainer = Trainer(components, cell, data, torch.device("cpu"))
+    net = network(trainer.model)
+    head = {k: v.clone() for k, v in net.auxiliary_head.state_dict().items()}
+    seen = []
+    net.register_forward_pre_hook(lambda module, args: seen.append(module.drop_path_prob))
+    trainer.run()
+    assert sorted(set(seen)) == pytest.approx([0.0, 0.1, 0.2])  # 0.3 · epoch / 3
+    changed = [k for k, v in net.auxiliary_head.state_dict().items() if not torch.equal(v, head[k])]
+    assert any(k.endswith("weight") for k in changed), "the auxiliary head got no gradient"
 
 
 # --- presets ---------------------------------------------------------------------------------------
