@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from harness.catalogue import Catalogue, load_catalogue
+from harness.catalogue import Catalogue, Preset, load_catalogue
 from harness.errors import PluginError, UserError
 from harness.pluginmanager import HarnessPluginManager, build_plugin_manager
 from harness.registry import (
@@ -134,6 +134,9 @@ def validate_catalogue(components: Components) -> None:
             entry = components.entry(kind, preset.spec.factory, where.child("factory"),
                                      presets_allowed=False)
             components.validated_params(entry, preset.spec.params, where.child("params"))
+            if not _variants_resolve(components, preset, where):
+                catalogue.drop(kind, preset.name)
+                continue
             if kind == "attacks" and preset.spec.norm not in entry.norms:
                 raise where.child("norm").error(
                     f"attack {entry.name!r} supports {', '.join(entry.norms)}, "
@@ -147,3 +150,19 @@ def validate_catalogue(components: Components) -> None:
             if not preset.builtin:
                 raise
             catalogue.drop("recipes", preset.name)
+
+
+def _variants_resolve(components: Components, preset: Preset, where: Where) -> bool:
+    """An architecture preset's variants name registered variants with valid parameters.
+
+    False for a built-in preset whose variant plugin is blocked (it is dropped, like one whose
+    factory is); a user catalogue's mistakes are errors at the catalogue's own key.
+    """
+    for i, variant in enumerate(getattr(preset.spec, "variants", [])):
+        if preset.builtin and variant.name not in components.registries["variants"]:
+            return False
+        at = where.child("variants", i)
+        entry = components.entry("variants", variant.name, at.child("name"), presets_allowed=False)
+        components.validated_params(entry, variant.params, at.child("params"))
+    return True
+

@@ -164,6 +164,23 @@ def test_a_user_catalogue_needing_a_blocked_plugin_is_an_error(tmp_path):
         f"{catalogue}: architectures.tiny.factory: unknown architecture 'small-cnn'.")
 
 
+def test_blocking_builtin_variants_hides_the_presets_that_use_them():
+    components = load_components(blocked=["variants"], autoload=False)
+    names = components.catalogue.names("architectures")
+    assert "resnet18-digits" in names
+    assert not [name for name in names if "sparta" in name or "upsample" in name]
+
+
+def test_a_user_catalogue_variant_mistake_names_the_catalogue_key(tmp_path):
+    catalogue = tmp_path / "mine.toml"
+    catalogue.write_text('[architectures.tiny]\nfactory = "small-cnn"\n'
+                         'variants = ["gelu", { name = "upsample", params = { scale = 0 } }]\n')
+    with pytest.raises(UserError) as info:
+        load_components(catalogue_files=[catalogue], autoload=False)
+    assert str(info.value) == (f"{catalogue}: architectures.tiny.variants[1].params.scale: "
+                               "Input should be greater than 0 (got 0)")
+
+
 def test_same_file_name_in_two_folders(plugin_dir):
     one = plugin_dir(attack_plugin("a1"), name="same", folder="one")
     two = plugin_dir(attack_plugin("a2"), name="same", folder="two")
