@@ -5,7 +5,7 @@ The public API for plugin authors and scripts lives here; everything else is eng
 
 __version__ = "0.1.0"
 
-from harness.contracts import Attack, DataInfo, Defense, LoadedDataset
+from harness.contracts import Attack, DataInfo, Defense, LoadedDataset, LocalFile
 from harness.errors import ContractViolation, PluginError, UserError
 from harness.flags import raise_flag
 from harness.hookspecs import hookimpl
@@ -18,6 +18,7 @@ __all__ = [
     "DataInfo",
     "Defense",
     "LoadedDataset",
+    "LocalFile",
     "Normalize",
     "PluginError",
     "StepSize",

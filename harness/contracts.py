@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import torch
 from torch import nn
@@ -36,6 +36,18 @@ class LoadedDataset:
     train: Dataset
     test: Dataset
     info: DataInfo
+
+
+class _LocalFileMark:
+    """Marks a params field naming a local file (see ``LocalFile``)."""
+
+
+LOCAL_FILE = _LocalFileMark()
+
+#: A params field type for a local file a component reads (weights, an exported activation):
+#: the planner puts the file's sha256 into the cell's hash, so a changed file is a new cell,
+#: never a stale stored result.
+LocalFile = Annotated[str, LOCAL_FILE]
 
 
 class Attack(Protocol):

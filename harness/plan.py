@@ -12,13 +12,17 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from pathlib import Path
+from typing import Any, get_args
 
 import torch
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from harness import __version__
 from harness.catalogue import preset_params
 from harness.components import Components
+from harness.contracts import LOCAL_FILE
 from harness.errors import UserError
 from harness.guard import build_attack
 from harness.registry import UnknownNameError
@@ -46,10 +50,13 @@ class Resolved:
     threat: ThreatModel | None = None  # attacks only
     minimum_norm: bool = False  # attacks only
     variants: tuple[Resolved, ...] = ()  # architectures only
+    files: tuple[tuple[str, str], ...] = ()  # (param, sha256) of each LocalFile param
 
     def config(self) -> dict[str, Any]:
         out: dict[str, Any] = {"factory": self.factory, "params": self.params,
                                "plugin": self.plugin, "version": self.version}
+        if self.files:
+            out["file_sha256"] = dict(self.files)
         if self.threat is not None:
             out["threat"] = self.threat.model_dump()
         if self.variants:
@@ -185,7 +192,23 @@ def resolve_component(components: Components, kind: str, ref: ComponentRef, wher
                               where.child("variants", i))
             for i, v in enumerate(listed))
     return Resolved(kind, ref.label or ref.name, factory, params, entry.plugin, entry.version,
-                    variants=variants)
+                    variants=variants, files=file_digests(entry.make_params(params)))
+
+
+def file_digests(params: BaseModel) -> tuple[tuple[str, str], ...]:
+    """sha256 of the file each set ``LocalFile`` field names. A missing file is left to the
+    component's own check, which says where the file should come from."""
+    paths = [(name, Path(getattr(params, name)).expanduser())
+             for name, field in type(params).model_fields.items()
+             if _is_local_file(field) and getattr(params, name) is not None]
+    return tuple((name, hashlib.sha256(path.read_bytes()).hexdigest())
+                 for name, path in paths if path.is_file())
+
+
+def _is_local_file(field: FieldInfo) -> bool:
+    """``x: LocalFile`` keeps the mark on the field; ``x: LocalFile | None`` inside the union."""
+    return LOCAL_FILE in field.metadata or any(
+        LOCAL_FILE in getattr(arg, "__metadata__", ()) for arg in get_args(field.annotation))
 
 
 def resolve_attacks(components: Components, ref: AttackRef | TrainAttack, where: Where

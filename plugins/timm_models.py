@@ -30,7 +30,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
-from harness import DataInfo, UserError, hookimpl, normalized
+from harness import DataInfo, LocalFile, UserError, hookimpl, normalized
 
 __version__ = "1.0"
 
@@ -159,9 +159,10 @@ class GenericParams(TimmKwargs):
     model: str = Field(description="Any timm model name (timm.list_models()), e.g. 'resnet18'.")
     pretrained: bool = Field(
         default=False, description="Load weights; needs 'checkpoint' (nothing is downloaded).")
-    checkpoint: str | None = Field(
+    checkpoint: LocalFile | None = Field(
         default=None, description="A local weights file (.safetensors or .pth) loaded through timm, "
-                                  "which drops a mismatched classifier and adapts in_chans.")
+                                  "which drops a mismatched classifier and adapts in_chans; its "
+                                  "content is part of the cell hash.")
 
     @model_validator(mode="after")
     def _weights_are_local(self) -> GenericParams:

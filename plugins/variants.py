@@ -50,9 +50,9 @@ not depend on the channel count, so one parameter set works in any layer of any 
   sets to layers by module path (``match = "name"``) or by relative depth (``match =
   "order"``: the i-th of N layers takes set round(i·(M−1)/(N−1)) of M, in the file's recorded
   forward order, else the natural order of the paths). A relative path is taken from the
-  working directory, and checked when the suite is validated. ``load_sha256`` pins the
-  file's content, which also puts it into the cell hash (the engine hashes parameters, not
-  files).
+  working directory, and checked when the suite is validated. The file's content is part of
+  the cell hash (``load`` is a ``harness.LocalFile``); ``load_sha256`` also pins which content
+  the suite expects.
 
 Exported files (``export_sparta(model_or_state_dict, path)``) hold ``sparta.conv.weight``,
 ``sparta.conv.bias`` and ``sparta.alpha`` for a single set, or ``<activation path>.sparta.*``
@@ -90,7 +90,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from torch import nn
 
-from harness import DataInfo, Normalize, UserError, hookimpl
+from harness import DataInfo, LocalFile, Normalize, UserError, hookimpl
 
 __version__ = "1.0"
 
@@ -332,12 +332,13 @@ class _SpartaFields(_Params):
     shared: bool = Field(default=True,
                          description="One parameter set for all replaced layers (else one each).")
     freeze: bool = Field(default=False, description="requires_grad = False on the Sparta params.")
-    load: str | None = Field(
+    load: LocalFile | None = Field(
         default=None, description="safetensors file from export_sparta, or a harness checkpoint "
-                                  "(Sparta keys picked by suffix); a glob must match one file.")
+                                  "(Sparta keys picked by suffix); a glob must match one file. "
+                                  "Its content is part of the cell hash.")
     load_sha256: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{64}$",
-        description="Expected sha256 of the load file: checked, and part of the cell hash.")
+        description="Expected sha256 of the load file, checked (pins which file a suite means).")
     match: Literal["name", "order"] = Field(
         default="name", description="Per-layer sets to layers: by module path, or by relative depth.")
 

@@ -21,6 +21,8 @@ from torch import nn
 
 from harness import DataInfo, UserError, normalized
 from harness.components import load_components
+from harness.plan import build_plan
+from harness.suite import load_suite
 
 COMPONENTS = load_components(autoload=False)
 VARIANTS = COMPONENTS.variants
@@ -500,3 +502,24 @@ def test_catalogue_presets_resolve(write_suite, run_cli):
         """.replace("'", '"'))
     result = run_cli("validate", suite)
     assert result.exit_code == 0, result.output
+
+
+def test_the_load_files_content_is_part_of_the_cell_hash(tmp_path):
+    """Overwriting the loaded file makes a new cell: a stored result of the old one never
+    stands in for it (``load`` is a harness.LocalFile)."""
+    r18 = build("resnet18", {"width": 4}, [("sparta", {})])
+    path = tmp_path / "sparta.safetensors"
+    suite = tmp_path / "b.toml"
+    suite.write_text(SUITE_B.format(checkpoint=path))
+
+    def cell_hashes(export_seed: int | None = None) -> list[str]:
+        if export_seed is not None:
+            _trained_like(r18, seed=export_seed)
+            PLUGIN.export_sparta(r18, path)
+        return [cell.hash for cell in build_plan(COMPONENTS, load_suite(suite)).train_cells]
+
+    # the file's bytes are hashed: safetensors may order its metadata differently on every write
+    first, again, changed = cell_hashes(5), cell_hashes(), cell_hashes(6)
+    assert first == again
+    assert changed[0] != first[0]  # the resnet-34 that loads the file
+    assert changed[1] == first[1]  # the small CNN that does not
