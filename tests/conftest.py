@@ -28,6 +28,40 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session")
+def fit_on_digits():
+    """``fit_on_digits(model, epochs, keep, min_accuracy) -> (model, x, y)``.
+
+    Trains ``model`` (seeded by the caller) with Adam on the first 1400 scikit-learn digits in
+    batches of 100 and returns it in eval mode with the first ``keep`` clean-correct test
+    examples: real data the attack tests can break.
+    """
+    import torch
+    from sklearn.datasets import load_digits
+    from torch import nn
+
+    data = load_digits()
+    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16
+    y = torch.tensor(data.target)
+
+    def fit(model: nn.Module, epochs: int, keep: int, min_accuracy: float):
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for _ in range(epochs):
+            for i in range(0, 1400, 100):
+                optimizer.zero_grad()
+                nn.functional.cross_entropy(model(x[i:i + 100]), y[i:i + 100]).backward()
+                optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        model.eval()
+        x_test, y_test = x[1400:], y[1400:]
+        with torch.no_grad():
+            correct = model(x_test).argmax(1) == y_test
+        assert correct.float().mean() > min_accuracy
+        return model, x_test[correct][:keep], y_test[correct][:keep]
+
+    return fit
+
+
 @pytest.fixture(autouse=True)
 def _plugin_env(monkeypatch):
     """The developer's shell must not change which plugins a test sees."""

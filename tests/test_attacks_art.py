@@ -8,9 +8,7 @@ plugin/ART time ratio) are printed; run with ``-s`` to see them.
 from __future__ import annotations
 
 import gc
-import random
 import sys
-import time
 import weakref
 
 import numpy as np
@@ -22,13 +20,8 @@ from harness import DataInfo, ThreatModel
 from harness.components import load_components
 from harness.guard import GuardedAttack
 from harness.nn import normalized
+from harness.seeding import seed_everything
 from harness.threat import perturbation_norms
-
-
-def seed_all(seed: int = 0) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 @pytest.fixture(scope="module")
@@ -56,29 +49,12 @@ def small_cnn(channels: int = 1, side: int = 8) -> nn.Sequential:
 
 
 @pytest.fixture(scope="module")
-def digits():
+def digits(fit_on_digits):
     """(model, x, y): a small CNN (normalization inside) trained briefly on digits; 96 clean-
     correct test examples."""
-    from sklearn.datasets import load_digits
-
-    seed_all()
-    data = load_digits()
-    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16
-    y = torch.tensor(data.target)
+    seed_everything(0)
     model = normalized(small_cnn(), DataInfo((1, 8, 8), 10, (0.3,), (0.4,)))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(3):
-        for i in range(0, 1400, 100):
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(x[i:i + 100]), y[i:i + 100]).backward()
-            optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    model.eval()
-    x_test, y_test = x[1400:], y[1400:]
-    with torch.no_grad():
-        correct = model(x_test).argmax(1) == y_test
-    assert correct.float().mean() > 0.85
-    return model, x_test[correct][:96], y_test[correct][:96]
+    return fit_on_digits(model, epochs=3, keep=96, min_accuracy=0.85)
 
 
 def art_pgd(model: nn.Module, input_shape: tuple[int, ...], norm, eps: float, step: float,
@@ -110,7 +86,7 @@ def test_pgd_linf_without_random_start_equals_art_called_directly(components, di
     model, x, y = digits
     guarded, _ = build(components, "pgd-art", "linf", 0.1, steps=10, step_size="eps/4",
                        random_start=False)
-    seed_all()
+    seed_everything(0)
     ours = guarded(model, x, y)
     direct = torch.from_numpy(art_pgd_direct(model, x, y, np.inf, 0.1, 0.025, 10))
     assert torch.equal(ours, direct)
@@ -123,7 +99,7 @@ def test_pgd_linf_agrees_with_torchattacks_pgd(components, digits):
                     random_start=False)
     theirs, _ = build(components, "pgd", "linf", 0.1, steps=10, step_size="eps/4",
                       random_start=False)
-    seed_all()
+    seed_everything(0)
     adv_art, adv_ta = ours(model, x, y), theirs(model, x, y)
     with torch.no_grad():
         fooled_art = model(adv_art).argmax(1) != y
@@ -144,7 +120,7 @@ def test_pgd_linf_agrees_with_torchattacks_pgd(components, digits):
 @pytest.mark.parametrize("eps", [40.0, 12.0])
 def test_l1_pgd_respects_its_budget_on_cifar_sized_inputs(components, eps):
     """The study's PGD-L1 settings (20 steps of 1.5*eps/20, one random init) on 3×32×32."""
-    seed_all()
+    seed_everything(0)
     model = normalized(small_cnn(3, 32), DataInfo((3, 32, 32), 10, (0.5,) * 3, (0.25,) * 3)).eval()
     x = torch.rand(16, 3, 32, 32)
     y = model(x).argmax(1).detach()
@@ -164,7 +140,7 @@ def test_bounded_attacks_stay_in_the_ball(components, digits, name, norm, eps):
     params = {"steps": 3} if name in ("mim-art", "apgd-art") else {}
     params |= {"queries": 30} if name == "square-art" else {}
     guarded, _ = build(components, name, norm, eps, **params)
-    seed_all()
+    seed_everything(0)
     _, norms = guarded.run(model, x[:32], y[:32])  # raises ContractViolation past eps
     assert (norms > 0).any()
 
@@ -206,7 +182,7 @@ def test_model_modes_are_left_to_the_engine(components, digits):
 
 def test_sequential_model_runs_its_forward_and_hooks(components):
     """ART runs an nn.Sequential's children one by one; through the plugin its forward runs."""
-    seed_all()
+    seed_everything(0)
     model = small_cnn().eval()
     x, calls = torch.rand(8, 1, 8, 8), []
     y = model(x).argmax(1).detach()
@@ -233,7 +209,7 @@ def test_classifier_built_once_per_model(components, plugin, monkeypatch):
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(art_classification, "PyTorchClassifier", Counting)
-    seed_all()
+    seed_everything(0)
     model, other = small_cnn().eval(), small_cnn().eval()
     x = torch.rand(12, 1, 8, 8)
     y = model(x).argmax(1).detach()
@@ -253,7 +229,7 @@ def test_classifier_built_once_per_model(components, plugin, monkeypatch):
 
 
 def test_cache_does_not_keep_models_alive(components, plugin):
-    seed_all()
+    seed_everything(0)
     model = small_cnn().eval()
     x = torch.rand(4, 1, 8, 8)
     guarded, _ = build(components, "pgd-art", "linf", 0.1, steps=1)
@@ -267,7 +243,7 @@ def test_cache_does_not_keep_models_alive(components, plugin):
 
 def test_float64_inputs_and_models(components):
     """ART is float32 (float64 crashes its PGD); the plugin converts both ways."""
-    seed_all()
+    seed_everything(0)
     model = small_cnn().double().eval()
     x = torch.rand(8, 1, 8, 8, dtype=torch.float64)
     y = model(x).argmax(1).detach()
@@ -281,7 +257,7 @@ def test_targeted_pgd_reaches_its_targets(components, digits):
     model, x, y = digits
     guarded, _ = build(components, "pgd-art", "linf", 0.3, steps=20, step_size="eps/8",
                        targeted="next")
-    seed_all()
+    seed_everything(0)
     with torch.no_grad():
         reached = model(guarded(model, x[:32], y[:32])).argmax(1) == (y[:32] + 1) % 10
     assert reached.float().mean() > 0.5
@@ -312,9 +288,9 @@ def test_decision_based_attack_on_a_tiny_budget(components, digits, name, norm, 
     model, x, y = digits
     x, y = x[:8], y[:8]
     guarded, _ = build(components, name, norm, 1.0, **params)
-    seed_all()
+    seed_everything(0)
     first, norms = guarded.run(model, x, y)  # minimum-norm: checked finite and in [0,1]
-    seed_all()
+    seed_everything(0)
     second, _ = guarded.run(model, x, y)
     assert torch.equal(first, second), "ART's unseeded RandomState start was not replaced"
     with torch.no_grad():
@@ -323,38 +299,6 @@ def test_decision_based_attack_on_a_tiny_budget(components, digits, name, norm, 
     # the random starting points sit ~half the input range away; the attack must have moved in
     start_distance = perturbation_norms(x, torch.rand_like(x), norm).median()
     assert norms[fooled].median() < start_distance
-
-
-# --- speed ----------------------------------------------------------------------------------------
-
-
-def test_pgd10_overhead_against_art_called_directly(components, digits):
-    """PGD-10 through the plugin vs ART called directly on the same batch (CPU time, min of 5).
-
-    Both build their classifier and attack once; the plugin adds the guard's checks, the
-    torch/numpy conversions and one-hot labels.
-    """
-    model, x, y = digits
-    x, y = x.repeat(2, 1, 1, 1)[:128], y.repeat(2)[:128]
-    guarded, _ = build(components, "pgd-art", "linf", 0.1, steps=10, step_size="eps/4",
-                       random_start=False)
-    guarded(model, x, y)  # the classifier is built on first use (one extra forward)
-    direct = art_pgd(model, tuple(x.shape[1:]), np.inf, 0.1, 0.025, 10)
-    x_np, y_np = x.numpy(), y.numpy()
-
-    def best(run) -> float:
-        times = []
-        for _ in range(5):
-            start = time.process_time()
-            run()
-            times.append(time.process_time() - start)
-        return min(times)
-
-    plugin_s = best(lambda: guarded(model, x, y))
-    direct_s = best(lambda: direct.generate(x_np, y=y_np))
-    print(f"\nPGD-10, 128 digits: plugin {plugin_s * 1e3:.1f} ms, ART directly {direct_s * 1e3:.1f} "
-          f"ms, ratio {plugin_s / direct_s:.2f}")
-    assert plugin_s / direct_s < 1.5
 
 
 # --- presets --------------------------------------------------------------------------------------
@@ -376,7 +320,7 @@ def test_square_l2_on_tiny_inputs_is_flagged(components, digits):
 
     model, x, y = digits
     guarded, _ = build(components, "square-art", "l2", 1.0, queries=20)
-    seed_all()
+    seed_everything(0)
     with collect_flags() as flags:
         guarded.run(model, x[:16], y[:16])  # raises ContractViolation past eps
     assert "art-square-l2-no-init" in flags

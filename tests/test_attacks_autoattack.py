@@ -8,9 +8,7 @@ conftest.py (built-in plugins and catalogue).
 from __future__ import annotations
 
 import logging
-import random
 
-import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
@@ -19,42 +17,20 @@ from torch import nn
 from harness import ThreatModel
 from harness.flags import collect_flags
 from harness.guard import GuardedAttack
+from harness.seeding import seed_everything
 
 N_ITER, N_QUERIES = 3, 40
 EPS = {"linf": 0.1, "l2": 0.5, "l1": 2.0}
 NORM_NAMES = {"linf": "Linf", "l2": "L2", "l1": "L1"}
 
 
-def seed_all(seed: int = 0) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 @pytest.fixture(scope="module")
-def digits():
+def digits(fit_on_digits):
     """(model, x, y): a small CNN trained briefly on digits; 24 clean-correct test examples."""
-    from sklearn.datasets import load_digits
-
-    seed_all()
-    data = load_digits()
-    x = torch.tensor(data.images, dtype=torch.float32).unsqueeze(1) / 16
-    y = torch.tensor(data.target)
+    seed_everything(0)
     model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
                           nn.Linear(8 * 64, 10))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(2):
-        for i in range(0, 1400, 100):
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(x[i:i + 100]), y[i:i + 100]).backward()
-            optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    model.eval()
-    x_test, y_test = x[1400:], y[1400:]
-    with torch.no_grad():
-        correct = model(x_test).argmax(1) == y_test
-    assert correct.float().mean() > 0.8
-    return model, x_test[correct][:24], y_test[correct][:24]
+    return fit_on_digits(model, epochs=2, keep=24, min_accuracy=0.8)
 
 
 class FirstClasses(nn.Module):
@@ -124,9 +100,9 @@ def test_same_result_as_pyautoattack_directly(components, digits, norm):
     model, x, y = digits
     guarded = attack(components, "autoattack", norm, EPS[norm], n_iter=N_ITER,
                      n_queries=N_QUERIES)
-    seed_all(1)
+    seed_everything(1)
     x_adv, robust, flags = run(guarded, model, x, y)
-    seed_all(2)  # a different global RNG state: the sub-attacks seed themselves
+    seed_everything(2)  # a different global RNG state: the sub-attacks seed themselves
     x_direct, robust_direct = direct_autoattack(model, x, y, norm, EPS[norm])
     assert 0 < robust.sum() < len(y), "the comparison needs broken and robust examples"
     assert torch.equal(robust, robust_direct)

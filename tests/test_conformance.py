@@ -6,9 +6,6 @@ contracts the engine relies on, on tiny models and inputs.
 
 from __future__ import annotations
 
-import random
-
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -17,22 +14,17 @@ from harness import DataInfo, ThreatModel
 from harness.components import load_components
 from harness.guard import GuardedAttack
 from harness.nn import normalized
+from harness.seeding import seed_everything
 
 COMPONENTS = load_components(autoload=False)
 TEST_EPS = {"linf": 0.1, "l2": 1.0, "l1": 6.0, "l0": 6.0}
 ATTACK_CASES = [(entry.name, norm) for entry in COMPONENTS.attacks for norm in entry.norms]
 
 
-def seed_all(seed: int = 0) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 @pytest.fixture(scope="module")
 def tiny_model_and_data():
     """A small CNN fitted to separable 3×8×8 data, so attacks have something to break."""
-    seed_all()
+    seed_everything(0)
     protos = torch.rand(4, 3, 8, 8)
     y = torch.arange(16) % 4
     x = (protos[y] + 0.1 * torch.randn(16, 3, 8, 8)).clamp(0, 1)
@@ -61,11 +53,11 @@ def test_attack_conformance(name, norm, tiny_model_and_data):
         assert attack.input_problem(tuple(x.shape[1:]), 4) is None
     guarded = GuardedAttack(attack, threat, entry.minimum_norm)
     model.train()  # the guard must attack in eval mode and give the model back in train mode
-    seed_all()
+    seed_everything(0)
     first, norms = guarded.run(model, x, y)  # raises ContractViolation if the budget is broken
     assert model.training
     model.eval()
-    seed_all()
+    seed_everything(0)
     second, _ = guarded.run(model, x, y)
     assert first.shape == x.shape and first.dtype == x.dtype
     assert norms.shape == (len(x),)
@@ -83,7 +75,7 @@ def test_architecture_conformance(name):
     info = DataInfo(shape, 10, (0.5,) * shape[0], (0.25,) * shape[0])
 
     def build() -> nn.Module:
-        seed_all()
+        seed_everything(0)
         return entry.factory(entry.make_params(entry.test_params), info).eval()
 
     model = build()

@@ -7,12 +7,10 @@ Includes the conformance check over every registered variant, applied to the bui
 from __future__ import annotations
 
 import copy
-import random
 import re
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -22,6 +20,7 @@ from torch import nn
 from harness import DataInfo, UserError, normalized
 from harness.components import load_components
 from harness.plan import build_plan
+from harness.seeding import seed_everything
 from harness.suite import load_suite
 
 COMPONENTS = load_components(autoload=False)
@@ -30,16 +29,10 @@ PLUGIN = __import__("sys").modules[VARIANTS.get("sparta").factory.__module__]
 INFO = DataInfo((3, 8, 8), 10, (0.5, 0.4, 0.3), (0.25, 0.2, 0.3))
 
 
-def seed_all(seed: int = 0) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def build(arch: str, params: dict | None = None, variants: list[tuple[str, dict]] = (),
           info: DataInfo = INFO, seed: int = 0) -> nn.Module:
     """An architecture from the registry, then the variants in order, from a fixed seed."""
-    seed_all(seed)
+    seed_everything(seed)
     entry = COMPONENTS.architectures.get(arch)
     model = entry.factory(entry.make_params(params or {}), info)
     for name, values in variants:
