@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from harness.seeding import preserved_rng
+
 
 def crop_flip(x: torch.Tensor, padding: int, generator: torch.Generator) -> torch.Tensor:
     """Random crop after zero padding, and a random horizontal flip, per example."""
@@ -30,13 +32,10 @@ def autoaugment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
     policy = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-    state = torch.get_rng_state()
-    torch.manual_seed(seed)  # torchvision draws from the global RNG: keep ours reproducible
-    try:
+    with preserved_rng():  # manual_seed reseeds every device's stream, not only the CPU's
+        torch.manual_seed(seed)  # torchvision draws from the global RNG: keep ours reproducible
         images = (x * 255).round().to(torch.uint8).cpu()
         out = torch.stack([policy(image) for image in images])
-    finally:
-        torch.set_rng_state(state)
     return out.to(x.device, x.dtype) / 255
 
 

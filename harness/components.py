@@ -165,4 +165,3 @@ def _variants_resolve(components: Components, preset: Preset, where: Where) -> b
         entry = components.entry("variants", variant.name, at.child("name"), presets_allowed=False)
         components.validated_params(entry, variant.params, at.child("params"))
     return True
-

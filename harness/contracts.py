@@ -46,7 +46,7 @@ LOCAL_FILE = _LocalFileMark()
 
 #: A params field type for a local file a component reads (weights, an exported activation):
 #: the planner puts the file's sha256 into the cell's hash, so a changed file is a new cell,
-#: never a stale stored result.
+#: never a stale stored result. Top-level fields only: ``x: LocalFile`` or ``LocalFile | None``.
 LocalFile = Annotated[str, LOCAL_FILE]
 
 

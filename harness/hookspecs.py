@@ -60,10 +60,11 @@ def harness_register_architectures(registry: Registry[ArchitectureEntry]) -> Non
     ``check_input=fn(params, input_shape) -> str | None`` lets ``harness validate`` reject an
     input size the model cannot take, with the reason.
 
-    Training hooks, found on any submodule of the built model: ``on_epoch_start(epoch, epochs)``
-    is called before each epoch (0-based; after a resume too, so derive state from ``epoch``),
-    and ``auxiliary_loss(y) -> tensor | None`` is added to the defense's loss at every update,
-    computed from the module's last training-mode forward (DARTS's auxiliary head).
+    Training hooks, found on any submodule of the built model (prefixed so they never meet a
+    third-party model's own methods): ``harness_epoch_start(epoch, epochs)`` is called before
+    each epoch (0-based; after a resume too, so derive state from ``epoch``), and
+    ``harness_auxiliary_loss(y) -> tensor | None`` is added to the defense's loss at every
+    update, computed from the module's last training-mode forward (DARTS's auxiliary head).
     """
 
 
@@ -90,9 +91,9 @@ def harness_register_attacks(registry: Registry[AttackEntry]) -> None:
     and clears parameter gradients the attack may have written. ``minimum_norm=True`` marks
     attacks whose outputs may exceed eps; they are scored at the budget instead.
 
-    ``harness validate`` calls the factory once per suite entry, so keep it cheap (build toolkit
-    objects on the first attack call): a ``ValueError`` it raises is reported at the attack's
-    key. An attack may also define ``input_problem(input_shape, num_classes) -> str | None`` to
+    ``harness validate`` calls the factory for every suite entry and dataset, so keep it cheap
+    (build toolkit objects on the first attack call): a ``ValueError`` it raises is reported at
+    the attack's key. An attack may also define ``input_problem(input_shape, num_classes) -> str | None`` to
     reject data it cannot take (too many channels, too few classes) before any training.
     """
 

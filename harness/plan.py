@@ -8,9 +8,10 @@ always is.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, get_args
@@ -201,8 +202,20 @@ def file_digests(params: BaseModel) -> tuple[tuple[str, str], ...]:
     paths = [(name, Path(getattr(params, name)).expanduser())
              for name, field in type(params).model_fields.items()
              if _is_local_file(field) and getattr(params, name) is not None]
-    return tuple((name, hashlib.sha256(path.read_bytes()).hexdigest())
+    return tuple((name, _sha256(str(path.resolve()), *_stamp(path)))
                  for name, path in paths if path.is_file())
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256(path: str, mtime_ns: int, size: int) -> str:
+    """Read in chunks, once per file version (a plan resolves a component several times)."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def _is_local_file(field: FieldInfo) -> bool:
@@ -236,9 +249,8 @@ def resolve_attacks(components: Components, ref: AttackRef | TrainAttack, where:
         if eps < 0:
             raise where.child("eps").error(f"eps must be >= 0, got {eps:g}")
         label = f"{base.label}@{eps:g}" if len(eps_list) > 1 else base.label
-        resolved.append(Resolved("attacks", label, base.factory, base.params, base.plugin,
-                                 base.version, ThreatModel(norm=norm, eps=eps),
-                                 entry.minimum_norm))
+        resolved.append(replace(base, label=label, threat=ThreatModel(norm=norm, eps=eps),
+                                minimum_norm=entry.minimum_norm))
     return resolved
 
 
@@ -248,7 +260,8 @@ def resolve_recipe_spec(components: Components, recipe: Recipe, where: Where,
     defense_params = components.validated_params(
         defense_entry, recipe.defense_params, where.child("defense_params"))
     defense = Resolved("defenses", recipe.defense, recipe.defense, defense_params,
-                       defense_entry.plugin, defense_entry.version)
+                       defense_entry.plugin, defense_entry.version,
+                       files=file_digests(defense_entry.make_params(defense_params)))
     attack = None
     if defense_entry.needs_attack:
         if recipe.attack is None:

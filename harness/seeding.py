@@ -17,38 +17,48 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _cuda(device: torch.device | None) -> list[torch.device]:
-    return [device] if device is not None and device.type == "cuda" else []
+def _accelerator(device: torch.device | str | None) -> torch.device | None:
+    device = torch.device(device) if device is not None else None
+    return device if device is not None and device.type != "cpu" else None
 
 
 @contextmanager
-def preserved_rng(device: torch.device | None = None) -> Iterator[None]:
+def preserved_rng(device: torch.device | str | None = None) -> Iterator[None]:
     """Run a side computation (a validation probe, a toolkit that reseeds torch) without moving
     any RNG stream, so training draws the same random numbers whether or not it is probed —
-    and after a resume. Given a CUDA ``device``, its stream is kept too (attacks there draw
-    their random starts from it)."""
+    and after a resume. Python's, NumPy's and torch's CPU streams are kept, and those of
+    ``device`` if it is an accelerator (attacks there draw their random starts from it); with
+    no device, those of every device of the current accelerator."""
     python, numpy = random.getstate(), np.random.get_state()
+    if device is None:
+        fork = torch.random.fork_rng()
+    else:
+        accelerator = _accelerator(device)
+        fork = torch.random.fork_rng(devices=[accelerator] if accelerator else [],
+                                     device_type=accelerator.type if accelerator else None)
     try:
-        with torch.random.fork_rng(devices=_cuda(device)):
+        with fork:
             yield
     finally:
         random.setstate(python)
         np.random.set_state(numpy)
 
 
-def rng_state(device: torch.device | None = None) -> dict[str, Any]:
+def rng_state(device: torch.device | str | None = None) -> dict[str, Any]:
     state = {"random": random.getstate(), "numpy": np.random.get_state(),
              "torch": torch.get_rng_state()}
-    for cuda in _cuda(device):
-        state["cuda"] = torch.cuda.get_rng_state(cuda)
+    accelerator = _accelerator(device)
+    if accelerator is not None:
+        state[accelerator.type] = torch.get_device_module(accelerator).get_rng_state(accelerator)
     return state
 
 
-def set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
+def set_rng_state(state: dict[str, Any], device: torch.device | str | None = None) -> None:
     """Restore ``rng_state``; tensors may come back on the device a checkpoint was mapped to."""
     random.setstate(state["random"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"].cpu())
-    for cuda in _cuda(device):
-        if "cuda" in state:
-            torch.cuda.set_rng_state(state["cuda"].cpu(), cuda)
+    accelerator = _accelerator(device)
+    if accelerator is not None and accelerator.type in state:
+        torch.get_device_module(accelerator).set_rng_state(state[accelerator.type].cpu(),
+                                                           accelerator)

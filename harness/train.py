@@ -156,8 +156,8 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cell.seed)
         self.steps_per_batch = int(getattr(self.defense, "steps_per_batch", 1))
         # Architecture training hooks (e.g. DARTS's drop-path ramp and auxiliary head).
-        self.epoch_hooks = _module_hooks(self.model, "on_epoch_start")
-        self.auxiliary_losses = _module_hooks(self.model, "auxiliary_loss")
+        self.epoch_hooks = _module_hooks(self.model, "harness_epoch_start")
+        self.auxiliary_losses = _module_hooks(self.model, "harness_auxiliary_loss")
         n_batches = -(-len(self.train_set) // recipe.batch_size)
         self.schedule = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,

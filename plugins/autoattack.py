@@ -53,7 +53,7 @@ from torch import nn
 from harness import ThreatModel, hookimpl, raise_flag
 from harness.toolkits import count_classes, frozen_parameters, model_device, preserved_rng
 
-__version__ = "1.0"
+__version__ = "1.1"  # 1.1: class counting forward in eval mode (BN statistics untouched)
 
 Component = Literal["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"]
 Version = Literal["standard", "plus", "rand", "custom"]

@@ -40,6 +40,8 @@ from torch import nn
 
 from harness import DataInfo, hookimpl, normalized
 
+__version__ = "1.1"  # 1.1: drop-path ramp and auxiliary loss applied by the trainer
+
 # --- genotypes -------------------------------------------------------------------------------------
 
 #: The 8 candidate ops of the DARTS search space (the RACL space), in DARTS's order.
@@ -386,10 +388,11 @@ class DartsNetwork(nn.Module):
     """NetworkCIFAR: stem conv3×3 (3·C) + BN → ``layers`` cells → global avg pool → linear.
 
     Reduction cells sit at ``layers // 3`` and ``2 * layers // 3`` and double the channels.
-    ``drop_path_prob`` is read at every training forward, so a schedule may change it between
-    epochs (DARTS ramps it linearly from 0). With ``auxiliary``, a training forward also stores
-    the auxiliary head's logits in ``aux_logits`` (``forward`` itself returns the main logits
-    only); a defense that wants DARTS's auxiliary loss adds ``0.4 · CE(aux_logits, y)``.
+    ``drop_path_prob`` is read at every training forward; the trainer's ``harness_epoch_start`` hook
+    ramps it linearly from 0 towards ``max_drop_path_prob`` (DARTS's schedule). With
+    ``auxiliary``, a training forward also stores the auxiliary head's logits in ``aux_logits``
+    (``forward`` itself returns the main logits only), and the trainer adds
+    ``harness_auxiliary_loss(y)`` = ``auxiliary_weight · CE(aux_logits, y)`` to the defense's loss.
     """
 
     search_space = "darts"
@@ -436,11 +439,11 @@ class DartsNetwork(nn.Module):
             h, w = -(-h // 2), -(-w // 2)
         return self.out_channels, h, w
 
-    def on_epoch_start(self, epoch: int, epochs: int) -> None:
+    def harness_epoch_start(self, epoch: int, epochs: int) -> None:
         """DARTS's drop-path schedule: 0 in the first epoch, rising linearly towards the maximum."""
         self.drop_path_prob = self.max_drop_path_prob * epoch / epochs
 
-    def auxiliary_loss(self, y: torch.Tensor) -> torch.Tensor | None:
+    def harness_auxiliary_loss(self, y: torch.Tensor) -> torch.Tensor | None:
         """The auxiliary head's weighted loss on the last training forward (the trainer adds it)."""
         if self.aux_logits is None:
             return None

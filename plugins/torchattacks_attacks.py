@@ -41,7 +41,7 @@ from torch import nn
 from harness import StepSize, ThreatModel, hookimpl
 from harness.toolkits import count_classes, finite_in_range, preserved_rng
 
-__version__ = "1.0"
+__version__ = "1.1"  # 1.1: class counting forward in eval mode (BN statistics untouched)
 
 Target = Literal["none", "random", "least-likely", "next"]
 TARGET_HELP = ('"none": untargeted. "random": a random wrong class; "least-likely": the class the '

@@ -8,7 +8,7 @@ def test_list_metrics_with_their_defaults(run_cli):
     assert result.exit_code == 0, result.output
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert set(rows) >= {"params", "flops", "feature-map", "sparsity", "local-lipschitz",
-                         "spectral-bound"}
+                         "spectral-bound", "cell-bound"}
     assert {name for name, row in rows.items() if row["default"]} == {
         "params", "flops", "feature-map", "sparsity"}
 

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from harness.components import load_components
 from harness.errors import UserError
 from harness.plan import build_plan, stable_hash
 from harness.suite import load_suite
@@ -302,3 +303,59 @@ def test_budget_unit_uses_dataset_params_shape(plan_of):
                                         r"\(dataset 'synthetic'\)$"):
         plan_of(datasets='[{ name = "synthetic", params = { size = 2 } }]',
                 attacks='[{ name = "pgdl2", eps = 2.5 }]')
+
+
+def test_local_file_params_of_attacks_and_defenses_are_hashed(tmp_path, plugin_dir, write_suite):
+    """Any component's LocalFile param, not only architectures': a changed file, a new cell."""
+    plugin_dir('''
+        import torch.nn.functional as F
+        from pydantic import BaseModel
+
+        from harness import LocalFile, hookimpl
+
+
+        class FileParams(BaseModel):
+            table: LocalFile | None = None
+
+
+        class Clean:
+            def loss(self, model, x, y):
+                return F.cross_entropy(model(x), y)
+
+
+        @hookimpl
+        def harness_register_attacks(registry):
+            registry.add("file-noop", lambda params, threat: lambda model, x, y: x.clone(),
+                         params=FileParams)
+
+
+        @hookimpl
+        def harness_register_defenses(registry):
+            registry.add("file-clean", lambda params, attack: Clean(), params=FileParams)
+        ''', name="file_plugin")
+    attack_file, defense_file = tmp_path / "attack.bin", tmp_path / "defense.bin"
+    suite = write_suite(f"""
+        datasets = ["digits"]
+        architectures = ["small-cnn-digits"]
+        attacks = [{{ name = "file-noop", eps = 0.1, params = {{ table = "{attack_file}" }} }}]
+
+        [[recipes]]
+        name = "r"
+        defense = "file-clean"
+        epochs = 1
+        defense_params = {{ table = "{defense_file}" }}
+        """)
+
+    components = load_components([tmp_path / "plugins"], autoload=False)
+
+    def hashes_with(attack: bytes, defense: bytes):
+        attack_file.write_bytes(attack)
+        defense_file.write_bytes(defense)
+        return hashes(build_plan(components, load_suite(suite)))
+
+    first = hashes_with(b"a", b"d")
+    assert hashes_with(b"a", b"d") == first
+    train, evals = hashes_with(b"A", b"d")
+    assert train == first[0] and evals != first[1]
+    train, _ = hashes_with(b"A", b"D")
+    assert train != first[0]

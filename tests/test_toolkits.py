@@ -37,11 +37,12 @@ def test_device_and_dtype_of_a_stateless_model_fall_back():
     assert model_dtype(batchnorm_model(), torch.float16) == torch.float64
 
 
-def test_preserved_rng_keeps_the_callers_stream():
+@pytest.mark.parametrize("device", [None, "cpu", torch.device("cpu")])
+def test_preserved_rng_keeps_the_callers_stream(device):
     torch.manual_seed(1)
     expected = torch.rand(3)
     torch.manual_seed(1)
-    with preserved_rng(torch.device("cpu")):
+    with preserved_rng(device):
         torch.manual_seed(99)  # what toolkits do inside
         torch.rand(10)
     assert torch.equal(torch.rand(3), expected)

@@ -511,7 +511,8 @@ def test_the_load_files_content_is_part_of_the_cell_hash(tmp_path):
             PLUGIN.export_sparta(r18, path)
         return [cell.hash for cell in build_plan(COMPONENTS, load_suite(suite)).train_cells]
 
-    # the file's bytes are hashed: safetensors may order its metadata differently on every write
+    # the file's bytes are hashed (safetensors may order its metadata differently on each write,
+    # so a rewrite with the same values can be a new cell too: recomputed, never stale)
     first, again, changed = cell_hashes(5), cell_hashes(), cell_hashes(6)
     assert first == again
     assert changed[0] != first[0]  # the resnet-34 that loads the file
