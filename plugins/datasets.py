@@ -1,12 +1,14 @@
-"""Datasets: scikit-learn's digits (embedded, no download), a synthetic set, torchvision sets."""
+"""Datasets: scikit-learn's digits (embedded, no download), a synthetic set, torchvision sets,
+Imagenette and any folder of images."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch.utils.data import TensorDataset
 
 from harness import DataInfo, LoadedDataset, UserError, hookimpl
@@ -130,11 +132,125 @@ def _torchvision_loader(name: str):
     return load, shape, classes
 
 
-def _channel_stats_from(dataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Channel statistics from up to 2,000 training images (enough for normalization)."""
-    n = min(len(dataset), 2000)
+def _channel_stats_from(dataset, limit: int = 2000) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Channel statistics from up to ``limit`` training images (enough for normalization)."""
+    n = min(len(dataset), limit)
     x = torch.stack([dataset[i][0] for i in range(n)])
     return _channel_stats(x)
+
+
+def _resized(size: int, channels: int = 3):
+    """Decoded images to [0,1] CHW tensors of ``size``×``size``: shorter side resized, centre crop.
+
+    Deterministic on purpose: random augmentation is the recipe's job (``augment``), on batches.
+    """
+    from torchvision import transforms
+
+    steps = [transforms.Resize(size), transforms.CenterCrop(size)]
+    if channels == 1:
+        steps.append(transforms.Grayscale())
+    return transforms.Compose([*steps, transforms.ToTensor()])
+
+
+# --- Imagenette: the ten-class ImageNet subset of the generalization study -----------------------
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+class ImagenetteParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image_size: int = Field(default=224, ge=8, description="Side of the square model input.")
+    variant: Literal["full", "320px", "160px"] = Field(
+        default="320px", description="Which fast.ai release to read (shorter side of the files).")
+    download: bool = Field(default=False, description="Fetch the files when they are missing.")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (3, self.image_size, self.image_size)
+
+
+def load_imagenette(params: ImagenetteParams, root: Path) -> LoadedDataset:
+    """torchvision's Imagenette (train / val), normalized with ImageNet's statistics."""
+    import torchvision
+
+    folder = Path(root) / "imagenette"
+
+    def split(name: str):
+        try:
+            return torchvision.datasets.Imagenette(
+                str(folder), split=name, size=params.variant, download=params.download,
+                transform=_resized(params.image_size))
+        except RuntimeError:
+            archive = "imagenette2" + ("" if params.variant == "full"
+                                       else "-" + params.variant.removesuffix("px"))
+            raise UserError(
+                f"dataset 'imagenette': the {params.variant} release is not under {folder}. "
+                f"Unpack {archive}.tgz (https://github.com/fastai/imagenette) there, or set "
+                "params = { download = true } on a machine with a network, or pass --data-root "
+                "DIR") from None
+        except OSError as exc:  # network failures while downloading
+            raise UserError(f"dataset 'imagenette': download into {folder} failed ({exc}); copy "
+                            "the files there by hand") from None
+
+    train, test = split("train"), split("val")
+    return LoadedDataset(train, test, DataInfo(params.input_shape, 10, IMAGENET_MEAN, IMAGENET_STD))
+
+
+# --- any folder of images, one subfolder per class ------------------------------------------------
+
+
+def _class_folders(folder: Path) -> list[str]:
+    return sorted(entry.name for entry in folder.iterdir() if entry.is_dir())
+
+
+class ImageFolderParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="Folder holding train/ and test/, each with one subfolder of "
+                                  "images per class (the same classes); relative to the working "
+                                  "directory.")
+    train: str = Field(default="train", description="Training subfolder.")
+    test: str = Field(default="test", description="Test subfolder (e.g. 'val').")
+    image_size: int = Field(default=32, ge=1, description="Side of the square model input.")
+    channels: Literal[1, 3] = Field(default=3, description="1 converts the images to grayscale.")
+
+    @model_validator(mode="after")
+    def _folders_exist(self) -> ImageFolderParams:
+        """Checked here so 'harness validate' reports a wrong path before anything runs."""
+        root = Path(self.path).expanduser()
+        for split in (self.train, self.test):
+            if not (root / split).is_dir():
+                raise ValueError(f"{root / split} is not a folder; image-folder expects "
+                                 f"{root}/{self.train}/<class>/*.png and {root}/{self.test}/<class>/…")
+        train, test = _class_folders(root / self.train), _class_folders(root / self.test)
+        if len(train) < 2:
+            raise ValueError(f"{root / self.train} has {len(train)} class folder(s); give at "
+                             "least 2 (one subfolder of images per class)")
+        if train != test:
+            raise ValueError(f"{self.train}/ and {self.test}/ hold different classes: "
+                             f"{sorted(set(train) ^ set(test))} are in only one of them")
+        return self
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.image_size, self.image_size)
+
+    @property
+    def num_classes(self) -> int:
+        return len(_class_folders(Path(self.path).expanduser() / self.train))
+
+
+def load_image_folder(params: ImageFolderParams, root: Path) -> LoadedDataset:
+    """torchvision ``ImageFolder`` splits, normalized with statistics of up to 500 training images."""
+    from torchvision.datasets import ImageFolder
+
+    folder = Path(params.path).expanduser()
+    transform = _resized(params.image_size, params.channels)
+    train = ImageFolder(str(folder / params.train), transform=transform)
+    test = ImageFolder(str(folder / params.test), transform=transform)
+    info = DataInfo(params.input_shape, len(train.classes), *_channel_stats_from(train, 500))
+    return LoadedDataset(train, test, info)
 
 
 @hookimpl
@@ -143,6 +259,12 @@ def harness_register_datasets(registry):
                  num_classes=10, description="scikit-learn handwritten digits, 8×8, embedded")
     registry.add("synthetic", load_synthetic, params=SyntheticParams, input_shape=(1, 8, 8),
                  num_classes=4, description="class prototypes plus noise (shape set by params)")
+    registry.add("imagenette", load_imagenette, params=ImagenetteParams, input_shape=(3, 224, 224),
+                 num_classes=10, description="torchvision Imagenette: 10 ImageNet classes "
+                                             "(the generalization study's second dataset)")
+    registry.add("image-folder", load_image_folder, params=ImageFolderParams,
+                 input_shape=(3, 32, 32), num_classes=2,
+                 description="your images: <path>/train/<class>/… and <path>/test/<class>/…")
     for name, (class_name, shape, classes, _) in TORCHVISION.items():
         load, _, _ = _torchvision_loader(name)
         registry.add(name, load, params=TorchvisionParams, input_shape=shape,

@@ -42,3 +42,66 @@ def test_missing_torchvision_files_say_where_and_how(tmp_path):
     expected = f"{suite}: datasets (cifar10): dataset 'cifar10': files not found under {folder}"
     assert expected in result.output
     assert "download = true" in result.output
+
+
+def test_missing_imagenette_says_which_release_goes_where(tmp_path, run_cli):
+    suite = tmp_path / "nette.toml"
+    suite.write_text('datasets = [{ name = "imagenette", params = { image_size = 64 } }]\n'
+                     'architectures = ["small-cnn"]\nrecipes = ["standard-cifar"]\n')
+    result = run_cli("run", str(suite), "--output", str(tmp_path / "out"),
+                     "--data-root", str(tmp_path / "data"))
+    assert result.exit_code == 2, result.output
+    assert (f"error: {suite}: datasets (imagenette): dataset 'imagenette': the 320px release is "
+            f"not under {tmp_path / 'data' / 'imagenette'}") in result.stderr
+    assert "imagenette2-320.tgz" in result.stderr and "download = true" in result.stderr
+
+
+def write_images(folder, classes: dict[str, int], size: int = 12, seed: int = 0) -> None:
+    """PNG files, one colour per class plus noise: learnable, like a real folder dataset."""
+    from PIL import Image
+
+    gen = torch.Generator().manual_seed(seed)
+    for k, (name, count) in enumerate(classes.items()):
+        (folder / name).mkdir(parents=True)
+        colour = torch.tensor([k % 2, (k // 2) % 2, 0.5]).view(3, 1, 1)
+        for i in range(count):
+            pixels = (colour + 0.1 * torch.randn(3, size, size, generator=gen)).clamp(0, 1)
+            array = (pixels * 255).round().byte().permute(1, 2, 0).numpy()
+            Image.fromarray(array).save(folder / name / f"{i}.png")
+
+
+def test_image_folder_trains_and_is_attacked_end_to_end(tmp_path, run_cli, monkeypatch):
+    write_images(tmp_path / "pets" / "train", {"cat": 12, "dog": 12, "fox": 12})
+    write_images(tmp_path / "pets" / "test", {"cat": 4, "dog": 4, "fox": 4}, seed=1)
+    monkeypatch.chdir(tmp_path)  # the folder path is relative to the working directory
+    (tmp_path / "suite.toml").write_text(
+        'datasets = [{ name = "image-folder", params = { path = "pets", image_size = 8 } }]\n'
+        'architectures = [{ name = "small-cnn", params = { channels = 4, hidden = 8 } }]\n'
+        'recipes = [{ name = "r", defense = "standard", epochs = 3, batch_size = 8, lr = 0.05 }]\n'
+        'attacks = ["fgsm-linf-0.1"]\nmetrics = []\n')
+    result = run_cli("run", "suite.toml", "--output", "out")
+    assert result.exit_code == 0, result.output
+    matrix = (tmp_path / "out" / "matrix.csv").read_text().splitlines()
+    assert len(matrix) == 2 and "fgsm-linf-0.1" in matrix[0]
+    data = load("image-folder", path="pets", image_size=8)
+    assert data.info.input_shape == (3, 8, 8) and data.info.num_classes == 3
+    x, y = data.train[0]
+    assert x.shape == (3, 8, 8) and float(x.min()) >= 0 and float(x.max()) <= 1 and y == 0
+
+
+def test_image_folder_mistakes_are_reported_at_validation(tmp_path, run_cli, monkeypatch):
+    write_images(tmp_path / "pets" / "train", {"cat": 1, "dog": 1})
+    write_images(tmp_path / "pets" / "val", {"cat": 1, "fox": 1})
+    monkeypatch.chdir(tmp_path)
+    rest = 'architectures = ["small-cnn"]\nrecipes = ["standard-digits"]\n'
+    for params, message in [
+        ('{ path = "pets" }', "pets/test is not a folder; image-folder expects pets/train/<class>/"),
+        ('{ path = "pets", test = "val" }',
+         "train/ and val/ hold different classes: ['dog', 'fox'] are in only one of them"),
+    ]:
+        (tmp_path / "s.toml").write_text(
+            f'datasets = [{{ name = "image-folder", params = {params} }}]\n' + rest)
+        result = run_cli("validate", "s.toml")
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith("error: s.toml: datasets[0].params: "), result.stderr
+        assert message in result.stderr
