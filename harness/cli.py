@@ -31,13 +31,10 @@ def plugin_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _components(plugins_dirs, catalogues, blocked, suite=None):
-    from harness.components import load_components
+    from harness.components import load_components, load_suite_components
 
-    dirs, files = list(plugins_dirs), list(catalogues)
-    if suite is not None:
-        dirs += suite.existing_paths("plugins", is_dir=True)
-        files += suite.existing_paths("catalogues", is_dir=False)
-    components = load_components(dirs, files, blocked)
+    components = (load_components(plugins_dirs, catalogues, blocked) if suite is None else
+                  load_suite_components(suite, plugins_dirs, catalogues, blocked))
     for name in components.pm.unmatched_blocks():
         click.echo(f"warning: blocked plugin {name!r} matched no plugin; check the name "
                    "('harness plugins' lists them)", err=True)
@@ -95,9 +92,14 @@ def validate(suite: Path, plugins_dirs, catalogues, blocked) -> None:
 @click.option("--data-root", type=click.Path(path_type=Path), default=Path("data"),
               show_default=True, help="Where downloadable datasets live.")
 @click.option("--dry-run", is_flag=True, help="Print the planned cells and stop.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True, help="Run train cells here, one after another, or as Ray tasks "
+                                      "(one GPU each on CUDA; needs the 'ray' extra).")
+@click.option("--ray-address", default=None,
+              help="Join this Ray cluster (e.g. 'auto'); default: start a local one.")
 @plugin_options
 def run(suite: Path, output: Path | None, device: str | None, data_root: Path, dry_run: bool,
-        plugins_dirs, catalogues, blocked) -> None:
+        executor: str, ray_address: str | None, plugins_dirs, catalogues, blocked) -> None:
     """Train and evaluate every cell of SUITE that the store does not have yet."""
     components, plan = _plan(suite, plugins_dirs, catalogues, blocked)
     output = output or Path("runs") / plan.suite.name
@@ -113,8 +115,15 @@ def run(suite: Path, output: Path | None, device: str | None, data_root: Path, d
     store = Store(output)
     click.echo(f"{plan.suite.name}: {cells_summary(plan)} on {describe(chosen)} → {output}",
                err=True)
+    runner = Runner(components, store, chosen, data_root)
+    run_cells = None
+    if executor == "ray":
+        from harness.executors import RayExecutor, cell_task
+
+        task = cell_task(suite, plugins_dirs, catalogues, blocked, output, data_root, chosen)
+        run_cells = RayExecutor(runner, task, ray_address).run_cells
     try:
-        summary = Runner(components, store, chosen, data_root).execute(plan)
+        summary = runner.execute(plan, run_cells)
     except KeyboardInterrupt:
         click.echo("interrupted: finished cells are saved; run again to resume", err=True)
         sys.exit(130)

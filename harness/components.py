@@ -23,6 +23,7 @@ from harness.registry import (
     UnknownNameError,
     VariantEntry,
 )
+from harness.suite import LoadedSuite
 from harness.tomlfile import Where, describe_validation_error
 
 HOOKS = {
@@ -114,6 +115,16 @@ def load_components(
     components = Components(pm, collect_registries(pm), load_catalogue(catalogue_files))
     validate_catalogue(components)
     return components
+
+
+def load_suite_components(suite: LoadedSuite, plugin_dirs: Iterable[Path] = (),
+                          catalogue_files: Iterable[Path] = (), blocked: Iterable[str] = ()
+                          ) -> Components:
+    """The components a suite runs with: the command line's plugins and catalogues, then the
+    suite's own ``plugins`` and ``catalogues`` (relative to the suite file)."""
+    return load_components([*plugin_dirs, *suite.existing_paths("plugins", is_dir=True)],
+                           [*catalogue_files, *suite.existing_paths("catalogues", is_dir=False)],
+                           blocked)
 
 
 def validate_catalogue(components: Components) -> None:

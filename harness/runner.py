@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,14 +112,15 @@ class Runner:
             self._eval_data[key] = (x.to(self.device), y.to(self.device))
         return self._eval_data[key]
 
-    def execute(self, plan: Plan) -> RunSummary:
+    def execute(self, plan: Plan,
+                run_cells: Callable[[Plan, RunSummary], None] | None = None) -> RunSummary:
+        """Record a run around ``run_cells`` (default: every train cell here, in order; an
+        executor may run them elsewhere)."""
         summary = RunSummary(self.store.start_run(plan.suite.name, plan.suite.path,
                                                   plan_record(plan, self.components)))
         status = "interrupted"
         try:
-            cells = tqdm(plan.train_cells, desc="cells", unit="cell", disable=None)
-            for cell in cells:
-                self.run_cell(plan, cell, summary)
+            (run_cells or self.run_cells)(plan, summary)
             status = "done" if summary.ok else "failed"
         except UserError:
             status = "aborted"
@@ -126,6 +128,10 @@ class Runner:
         finally:
             self.store.finish_run(summary.run_id, status)
         return summary
+
+    def run_cells(self, plan: Plan, summary: RunSummary) -> None:
+        for cell in tqdm(plan.train_cells, desc="cells", unit="cell", disable=None):
+            self.run_cell(plan, cell, summary)
 
     def _note(self, summary: RunSummary, kind: str, cell_hash: str, outcome: str,
               failure: str | None = None) -> None:

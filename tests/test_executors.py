@@ -1,0 +1,74 @@
+"""The Ray executor: the same cells and outcomes as a local run, the driver as the only writer."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+import torch
+
+from harness.executors import DeferredStore
+from harness.store import Store
+
+SUITE = """\
+datasets = [{ name = "synthetic", params = { train_size = 64, test_size = 24 } }]
+architectures = [{ name = "small-cnn", params = { channels = 4, hidden = 8 } },
+                 { name = "small-cnn", params = { channels = 2, hidden = 8 }, label = "thin" }]
+recipes = [{ name = "r", defense = "standard", epochs = 2, batch_size = 32 }]
+attacks = [{ name = "pgd", eps = 0.1, params = { steps = 3 } }, "fgsm-linf-0.1"]
+metrics = ["params"]
+"""
+
+
+@pytest.fixture(scope="module")
+def ray():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def outcomes(folder) -> dict[str, bytes]:
+    with sqlite3.connect(folder / "results.db") as conn:
+        return dict(conn.execute("SELECT hash, robust FROM eval_cells WHERE status = 'done'"))
+
+
+def test_ray_run_matches_a_local_run_and_resumes(ray, tmp_path, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "suite.toml").write_text(SUITE)
+    local = run_cli("run", "suite.toml", "--output", "local", "--device", "cpu")
+    assert local.exit_code == 0, local.output
+    remote = run_cli("run", "suite.toml", "--output", "remote", "--device", "cpu",
+                     "--executor", "ray")
+    assert remote.exit_code == 0, remote.output
+    assert "6 cells computed, 0 reused" in remote.stdout  # 2 trainings, 4 attacks
+    assert len(outcomes(tmp_path / "remote")) == 4
+    assert outcomes(tmp_path / "remote") == outcomes(tmp_path / "local")
+    again = run_cli("run", "suite.toml", "--output", "remote", "--executor", "ray")
+    assert "0 cells computed, 6 reused" in again.stdout
+
+
+def test_a_users_mistake_in_a_worker_stops_the_run_with_its_message(ray, tmp_path, run_cli):
+    suite = tmp_path / "cifar.toml"
+    suite.write_text('datasets = ["cifar10"]\narchitectures = ["small-cnn"]\n'
+                     'recipes = ["standard-cifar"]\n')
+    result = run_cli("run", str(suite), "--output", str(tmp_path / "out"), "--executor", "ray",
+                     "--data-root", str(tmp_path / "data"))
+    assert result.exit_code == 2, result.output
+    assert f"{suite}: datasets (cifar10): dataset 'cifar10': files not found" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_deferred_store_reads_the_database_and_keeps_writes_for_the_driver(tmp_path):
+    driver = Store(tmp_path)
+    driver.record_clean("cell", None, torch.tensor([True, False]), {})
+    worker = DeferredStore(tmp_path)
+    assert worker.clean("cell", None).tolist() == [True, False]
+    worker.record_clean("other", None, torch.tensor([True]), {})
+    worker.note_cell(1, "eval", "e", "computed")
+    assert driver.clean("other", None) is None  # nothing reached the database
+    assert [name for name, _, _ in worker.writes] == ["record_clean", "note_cell"]
+    assert worker.checkpoint_path("cell") == driver.checkpoint_path("cell")
+    for name, args, kwargs in worker.writes:
+        getattr(driver, name)(*args, **kwargs)
+    assert driver.clean("other", None).tolist() == [True]
