@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from harness.errors import UserError
 from harness.runner import Runner, RunSummary, describe_error
@@ -87,37 +88,37 @@ def run_cell_task(task: CellTask) -> tuple[list[tuple[str, tuple, dict]], RunSum
 class RayExecutor:
     """Runs a plan's train cells as Ray tasks; ``address`` joins a running cluster (else local)."""
 
-    def __init__(self, runner: Runner, task: CellTask, address: str | None = None,
-                 cpus_per_cell: float = 1.0) -> None:
+    def __init__(self, runner: Runner, task: CellTask, address: str | None = None) -> None:
         try:
             import ray
         except ImportError:
             raise UserError("--executor ray needs Ray: pip install 'robust-harness[ray]'") from None
         self.ray, self.runner, self.task, self.address = ray, runner, task, address
-        self.cpus_per_cell = cpus_per_cell
 
     def run_cells(self, plan, summary: RunSummary) -> None:
         ray = self.ray
         if not ray.is_initialized():
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
         gpus = 1 if self.task.device_type == "cuda" else 0
-        remote = ray.remote(num_cpus=self.cpus_per_cell, num_gpus=gpus,
-                            max_retries=0)(run_cell_task)
-        pending = {remote.remote(replace(self.task, run_id=summary.run_id, cell_hash=cell.hash)): cell
-                   for cell in plan.train_cells}
-        while pending:
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
-            cell = pending.pop(ref)
-            try:
-                writes, cell_summary = ray.get(ref)
-            except ray.exceptions.RayTaskError as exc:
-                if isinstance(exc.cause, UserError):  # the user's mistake: stop, as a local run
-                    for other in pending:
-                        ray.cancel(other)
-                    raise exc.cause from None
-                summary.failures.append(f"{cell.describe()}: {describe_error(exc.cause or exc)}")
-                continue
-            self._record(writes, cell_summary, summary)
+        remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(run_cell_task)
+        pending = {remote.remote(replace(self.task, run_id=summary.run_id, cell_hash=cell.hash)):
+                   cell for cell in plan.train_cells}
+        with tqdm(total=len(pending), desc="cells (ray)", unit="cell", disable=None) as progress:
+            while pending:
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                cell = pending.pop(ref)
+                progress.update()
+                try:
+                    writes, cell_summary = ray.get(ref)
+                except ray.exceptions.RayError as exc:  # a task's exception, or a lost worker
+                    cause = getattr(exc, "cause", None) or exc
+                    if isinstance(cause, UserError):  # the user's mistake: stop, as locally
+                        for other in pending:
+                            ray.cancel(other)
+                        raise cause from None
+                    summary.failures.append(f"{cell.describe()}: {describe_error(cause)}")
+                    continue
+                self._record(writes, cell_summary, summary)
 
     def _record(self, writes, cell_summary: RunSummary, summary: RunSummary) -> None:
         store = self.runner.store

@@ -72,3 +72,29 @@ def test_deferred_store_reads_the_database_and_keeps_writes_for_the_driver(tmp_p
     for name, args, kwargs in worker.writes:
         getattr(driver, name)(*args, **kwargs)
     assert driver.clean("other", None).tolist() == [True]
+
+
+def test_suite_plugins_reach_the_workers_and_failures_are_recorded(ray, tmp_path, run_cli,
+                                                                   plugin_dir):
+    plugin_dir('''
+        from harness import hookimpl
+
+
+        def broken(params, info):
+            raise RuntimeError("this architecture cannot be built")
+
+
+        @hookimpl
+        def harness_register_architectures(registry):
+            registry.add("broken-net", broken)
+        ''', name="broken_plugin")
+    suite = tmp_path / "suite.toml"
+    suite.write_text('plugins = ["./plugins"]\n' + SUITE.replace(
+        '{ name = "small-cnn", params = { channels = 2, hidden = 8 }, label = "thin" }',
+        '"broken-net"'))
+    result = run_cli("run", str(suite), "--output", str(tmp_path / "out"), "--executor", "ray")
+    assert result.exit_code == 1, result.output
+    assert "broken-net" in result.stderr and "this architecture cannot be built" in result.stderr
+    with sqlite3.connect(tmp_path / "out" / "results.db") as conn:
+        statuses = sorted(status for (status,) in conn.execute("SELECT status FROM train_cells"))
+    assert statuses == ["done", "failed"]
