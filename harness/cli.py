@@ -111,16 +111,18 @@ def run(suite: Path, output: Path | None, device: str | None, data_root: Path, d
     from harness.runner import Runner
     from harness.store import Store
 
-    chosen = resolve_device(device or plan.suite.suite.device)
+    requested = device or plan.suite.suite.device
+    # with Ray, each worker resolves the device on the machine (and GPU) it was given
+    chosen = resolve_device(requested if executor == "local" else "cpu")
+    where = describe(chosen) if executor == "local" else f"Ray workers ({requested})"
     store = Store(output)
-    click.echo(f"{plan.suite.name}: {cells_summary(plan)} on {describe(chosen)} → {output}",
-               err=True)
+    click.echo(f"{plan.suite.name}: {cells_summary(plan)} on {where} → {output}", err=True)
     runner = Runner(components, store, chosen, data_root)
     run_cells = None
     if executor == "ray":
         from harness.executors import RayExecutor, cell_task
 
-        task = cell_task(suite, plugins_dirs, catalogues, blocked, output, data_root, chosen)
+        task = cell_task(suite, plugins_dirs, catalogues, blocked, output, data_root, requested)
         run_cells = RayExecutor(runner, task, ray_address).run_cells
     try:
         summary = runner.execute(plan, run_cells)

@@ -3,10 +3,10 @@
 With Ray each train cell (its training, clean pass, metrics and attacks) is one task with a GPU
 request when the run is on CUDA. Workers read the results database but never write it: their
 writes come back with the task's result and the driver records them as each task finishes, so
-the database keeps one writer. Checkpoints are files the workers write themselves, so the
-output folder (and the data) must be on storage every worker sees: one multi-GPU node, or a
-shared filesystem. A killed worker loses only its unfinished cell; its per-epoch training state
-is on disk and the next run resumes it.
+the database keeps one writer. Checkpoints and the per-epoch training state are files the
+workers write themselves, into the output folder (one multi-GPU node; several machines would
+need shared storage, untested). A killed worker loses no finished training: its state is only
+deleted once the driver has recorded the cell, so the next run picks it up.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm.auto import tqdm
 
 from harness.errors import UserError
+from harness.plan import Plan, TrainCell
 from harness.runner import Runner, RunSummary, describe_error
 from harness.store import Store
 
@@ -48,6 +48,7 @@ class DeferredStore(Store):
     record_metric = _deferred("record_metric")
     record_eval = _deferred("record_eval")
     note_cell = _deferred("note_cell")
+    drop_training_state = _deferred("drop_training_state")  # only once the driver has the row
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class CellTask:
     blocked: tuple[str, ...]
     output: Path
     data_root: Path
-    device_type: str
+    device: str  # as requested ("auto", "cuda"…): resolved on the worker, on the GPU Ray gave it
     cwd: Path
     run_id: int
     cell_hash: str
@@ -77,48 +78,78 @@ def run_cell_task(task: CellTask) -> tuple[list[tuple[str, tuple, dict]], RunSum
     suite = load_suite(task.suite)
     components = load_suite_components(suite, task.plugin_dirs, task.catalogue_files, task.blocked)
     plan = build_plan(components, suite)
-    cell = next(c for c in plan.train_cells if c.hash == task.cell_hash)
+    cell = next((c for c in plan.train_cells if c.hash == task.cell_hash), None)
+    if cell is None:
+        raise RuntimeError("the worker planned the suite differently (was it edited during the "
+                           "run, or do the workers load other plugins?); run it again")
     store = DeferredStore(task.output)
     summary = RunSummary(task.run_id)
-    Runner(components, store, resolve_device(task.device_type), task.data_root).run_cell(
-        plan, cell, summary)
+    # Ray exposes the GPU it assigned as device 0: an index the user gave means the driver's GPU
+    device = resolve_device(task.device.split(":")[0])
+    Runner(components, store, device, task.data_root).run_cell(plan, cell, summary)
     return store.writes, summary
 
 
 class RayExecutor:
-    """Runs a plan's train cells as Ray tasks; ``address`` joins a running cluster (else local)."""
+    """Runs a plan's train cells as Ray tasks on a local Ray instance, or on the cluster at
+    ``address`` ("auto": the one this machine belongs to)."""
 
     def __init__(self, runner: Runner, task: CellTask, address: str | None = None) -> None:
         try:
             import ray
         except ImportError:
             raise UserError("--executor ray needs Ray: pip install 'robust-harness[ray]'") from None
-        self.ray, self.runner, self.task, self.address = ray, runner, task, address
-
-    def run_cells(self, plan, summary: RunSummary) -> None:
-        ray = self.ray
+        self.ray, self.runner, self.task = ray, runner, task
         if not ray.is_initialized():
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
-        gpus = 1 if self.task.device_type == "cuda" else 0
-        remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(run_cell_task)
+            # workers build the plan themselves: they must see the same plugin settings
+            env = {k: v for k, v in os.environ.items() if k.startswith("HARNESS_")}
+            try:
+                ray.init(address=address or "local", include_dashboard=False,
+                         log_to_driver=False, runtime_env={"env_vars": env} if env else None)
+            except (ConnectionError, ValueError) as exc:
+                raise UserError(f"--ray-address {address}: cannot join the Ray cluster ({exc})"
+                                ) from None
+        gpus = ray.cluster_resources().get("GPU", 0)
+        wants_gpu = task.device.startswith("cuda") or (task.device == "auto" and gpus > 0)
+        if wants_gpu and gpus == 0:
+            raise UserError(f"device {task.device!r}: the Ray cluster has no GPU; use "
+                            "--device cpu or join a cluster with GPUs (--ray-address)")
+        self.gpus_per_cell = 1 if wants_gpu else 0
+
+    def run_cells(self, plan: Plan, summary: RunSummary) -> None:
+        ray = self.ray
+        remote = ray.remote(num_cpus=1, num_gpus=self.gpus_per_cell, max_retries=0)(run_cell_task)
         pending = {remote.remote(replace(self.task, run_id=summary.run_id, cell_hash=cell.hash)):
                    cell for cell in plan.train_cells}
         with tqdm(total=len(pending), desc="cells (ray)", unit="cell", disable=None) as progress:
             while pending:
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
-                cell = pending.pop(ref)
                 progress.update()
-                try:
-                    writes, cell_summary = ray.get(ref)
-                except ray.exceptions.RayError as exc:  # a task's exception, or a lost worker
-                    cause = getattr(exc, "cause", None) or exc
-                    if isinstance(cause, UserError):  # the user's mistake: stop, as locally
-                        for other in pending:
-                            ray.cancel(other)
-                        raise cause from None
-                    summary.failures.append(f"{cell.describe()}: {describe_error(cause)}")
-                    continue
-                self._record(writes, cell_summary, summary)
+                stop = self._collect(plan, pending.pop(ref), ref, summary)
+                if stop is not None:  # the user's mistake: keep what finished, then stop
+                    done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+                    for ref in done:
+                        self._collect(plan, pending.pop(ref), ref, summary)
+                    for other in pending:
+                        ray.cancel(other)
+                    raise stop
+
+    def _collect(self, plan: Plan, cell: TrainCell, ref: Any, summary: RunSummary
+                 ) -> UserError | None:
+        """Record one finished task; a UserError it raised is returned for the caller to raise."""
+        try:
+            writes, cell_summary = self.ray.get(ref)
+        except self.ray.exceptions.RayError as exc:  # a task's exception, or a lost worker
+            cause = getattr(exc, "cause", None) or exc
+            if isinstance(cause, UserError):
+                return cause
+            self.runner.record_failed_cell(plan, cell, describe_error(cause), summary)
+            for e in plan.evals_of(cell):
+                if self.runner._eval_done(e):
+                    self.runner._note(summary, "eval", e.hash, "cached")
+            return None
+        self._record(writes, cell_summary, summary)
+        return None
 
     def _record(self, writes, cell_summary: RunSummary, summary: RunSummary) -> None:
         store = self.runner.store
@@ -131,8 +162,8 @@ class RayExecutor:
 
 
 def cell_task(suite: Path, plugin_dirs, catalogue_files, blocked, output: Path, data_root: Path,
-              device: torch.device) -> CellTask:
-    """The run-wide part of every task (paths made absolute: workers start elsewhere)."""
-    return CellTask(suite.resolve(), tuple(Path(p).resolve() for p in plugin_dirs),
-                    tuple(Path(p).resolve() for p in catalogue_files), tuple(blocked),
-                    output.resolve(), data_root.resolve(), device.type, Path.cwd(), 0, "")
+              device: str) -> CellTask:
+    """The run-wide part of every task; workers start in the driver's working directory, so
+    the paths stay as the user wrote them (and so do the error messages)."""
+    return CellTask(suite, tuple(plugin_dirs), tuple(catalogue_files), tuple(blocked), output,
+                    data_root, device, Path.cwd(), 0, "")

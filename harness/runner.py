@@ -165,12 +165,7 @@ class Runner:
         except UserError:
             raise
         except Exception as exc:
-            error = describe_error(exc)
-            self.store.record_train(cell.hash, cell.config(), cell.labels, status="failed",
-                                    error=error)
-            self._note(summary, "train", cell.hash, "failed", f"{cell.describe()}: {error}")
-            for e in pending:
-                self._note(summary, "eval", e.hash, "skipped")
+            self.record_failed_cell(plan, cell, describe_error(exc), summary)
             return
         x, y = self.eval_data(cell.dataset, data, max_examples)
         correct = clean_correct(model, x, y, batch_size)
@@ -193,6 +188,16 @@ class Runner:
                         self._note(summary, "eval", later.hash, "skipped")
                     break
                 targets = targets & robust.to(targets.device)
+
+    def record_failed_cell(self, plan: Plan, cell: TrainCell, error: str,
+                           summary: RunSummary) -> None:
+        """A train cell that could not finish: its error recorded, its pending attacks skipped."""
+        self.store.record_train(cell.hash, cell.config(), cell.labels, status="failed",
+                                error=error)
+        self._note(summary, "train", cell.hash, "failed", f"{cell.describe()}: {error}")
+        for e in plan.evals_of(cell):
+            if not self._eval_done(e):
+                self._note(summary, "eval", e.hash, "skipped")
 
     def _eval_done(self, e: EvalCell) -> bool:
         row = self.store.eval_cell(e.hash)
@@ -254,7 +259,7 @@ class Runner:
         self.store.record_train(cell.hash, cell.config(), cell.labels, status="done",
                                 checkpoint=checkpoint, history=result.history, summary=summary,
                                 flags=flags, seconds=result.seconds)
-        state_path.unlink(missing_ok=True)
+        self.store.drop_training_state(cell.hash)
         self._note(run_summary, "train", cell.hash, "computed")
         return result.model
 

@@ -163,6 +163,11 @@ class Store:
         suffix = {"": ".safetensors", "state": ".state.pt"}.get(which, f".{which}.safetensors")
         return self.root / "checkpoints" / f"{train_hash}{suffix}"
 
+    def drop_training_state(self, train_hash: str) -> None:
+        """Delete a cell's resume state once its finished training is recorded (not before:
+        until then the state lets the next run finish the cell without retraining)."""
+        self.checkpoint_path(train_hash, "state").unlink(missing_ok=True)
+
     # --- runs ---
 
     def start_run(self, suite_name: str, suite_path: Path, plan: dict[str, Any]) -> int:

@@ -133,10 +133,11 @@ def _torchvision_loader(name: str):
 
 
 def _channel_stats_from(dataset, limit: int = 2000) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Channel statistics from up to ``limit`` training images (enough for normalization)."""
+    """Channel statistics from up to ``limit`` training images spread evenly over the set (an
+    image folder is ordered by class: its first images would all be one class)."""
     n = min(len(dataset), limit)
-    x = torch.stack([dataset[i][0] for i in range(n)])
-    return _channel_stats(x)
+    picks = torch.linspace(0, len(dataset) - 1, n).round().long().unique()
+    return _channel_stats(torch.stack([dataset[int(i)][0] for i in picks]))
 
 
 def _resized(size: int, channels: int = 3):
@@ -178,20 +179,25 @@ def load_imagenette(params: ImagenetteParams, root: Path) -> LoadedDataset:
 
     def split(name: str):
         try:
-            return torchvision.datasets.Imagenette(
+            dataset = torchvision.datasets.Imagenette(
                 str(folder), split=name, size=params.variant, download=params.download,
                 transform=_resized(params.image_size))
-        except RuntimeError:
-            archive = "imagenette2" + ("" if params.variant == "full"
-                                       else "-" + params.variant.removesuffix("px"))
-            raise UserError(
-                f"dataset 'imagenette': the {params.variant} release is not under {folder}. "
-                f"Unpack {archive}.tgz (https://github.com/fastai/imagenette) there, or set "
-                "params = { download = true } on a machine with a network, or pass --data-root "
-                "DIR") from None
-        except OSError as exc:  # network failures while downloading
-            raise UserError(f"dataset 'imagenette': download into {folder} failed ({exc}); copy "
-                            "the files there by hand") from None
+            if len(dataset.wnids) == 10:  # fewer class folders would shift every label
+                return dataset
+            missing = f"is incomplete ({name}/ has {len(dataset.wnids)} of the 10 class folders)"
+        except OSError as exc:
+            if params.download:  # network failures while downloading
+                raise UserError(f"dataset 'imagenette': download into {folder} failed ({exc}); "
+                                "copy the files there by hand") from None
+            missing = f"is incomplete ({exc})"
+        except RuntimeError:  # torchvision: no release folder at all
+            missing = "is not"
+        archive = "imagenette2" + ("" if params.variant == "full"
+                                   else "-" + params.variant.removesuffix("px"))
+        raise UserError(
+            f"dataset 'imagenette': the {params.variant} release {missing} under {folder}. Unpack "
+            f"{archive}.tgz (https://github.com/fastai/imagenette) there, or set params = "
+            "{ download = true } on a machine with a network, or pass --data-root DIR")
 
     train, test = split("train"), split("val")
     return LoadedDataset(train, test, DataInfo(params.input_shape, 10, IMAGENET_MEAN, IMAGENET_STD))
@@ -217,7 +223,9 @@ class ImageFolderParams(BaseModel):
 
     @model_validator(mode="after")
     def _folders_exist(self) -> ImageFolderParams:
-        """Checked here so 'harness validate' reports a wrong path before anything runs."""
+        """Checked here so 'harness validate' reports a wrong path before anything runs; the
+        path is made absolute, so the same name in another directory is another dataset (the
+        images themselves are not hashed: write to a new folder rather than editing one)."""
         root = Path(self.path).expanduser()
         for split in (self.train, self.test):
             if not (root / split).is_dir():
@@ -230,6 +238,7 @@ class ImageFolderParams(BaseModel):
         if train != test:
             raise ValueError(f"{self.train}/ and {self.test}/ hold different classes: "
                              f"{sorted(set(train) ^ set(test))} are in only one of them")
+        self.path = str(root.resolve())
         return self
 
     @property

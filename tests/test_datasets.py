@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+
+import pytest
 import torch
 from click.testing import CliRunner
 
+from harness import UserError
 from harness.cli import cli
 from harness.components import load_components
 
@@ -56,8 +60,9 @@ def test_missing_imagenette_says_which_release_goes_where(tmp_path, run_cli):
     assert "imagenette2-320.tgz" in result.stderr and "download = true" in result.stderr
 
 
-def write_images(folder, classes: dict[str, int], size: int = 12, seed: int = 0) -> None:
-    """PNG files, one colour per class plus noise: learnable, like a real folder dataset."""
+def write_images(folder, classes: dict[str, int], size: int = 12, seed: int = 0,
+                 suffix: str = ".png") -> None:
+    """Image files, one colour per class plus noise: learnable, like a real folder dataset."""
     from PIL import Image
 
     gen = torch.Generator().manual_seed(seed)
@@ -67,7 +72,7 @@ def write_images(folder, classes: dict[str, int], size: int = 12, seed: int = 0)
         for i in range(count):
             pixels = (colour + 0.1 * torch.randn(3, size, size, generator=gen)).clamp(0, 1)
             array = (pixels * 255).round().byte().permute(1, 2, 0).numpy()
-            Image.fromarray(array).save(folder / name / f"{i}.png")
+            Image.fromarray(array).save(folder / name / f"{i}{suffix}")
 
 
 def test_image_folder_trains_and_is_attacked_end_to_end(tmp_path, run_cli, monkeypatch):
@@ -105,3 +110,25 @@ def test_image_folder_mistakes_are_reported_at_validation(tmp_path, run_cli, mon
         assert result.exit_code == 2, result.output
         assert result.stderr.startswith("error: s.toml: datasets[0].params: "), result.stderr
         assert message in result.stderr
+
+
+def test_imagenette_reads_the_fastai_layout(tmp_path):
+    """A fake 160px release in torchvision's layout: <root>/imagenette/imagenette2-160/…"""
+    from torchvision.datasets import Imagenette
+
+    release = tmp_path / "imagenette" / "imagenette2-160"
+    wnids = sorted(Imagenette._WNID_TO_CLASS)
+    write_images(release / "train", dict.fromkeys(wnids, 2), size=20, suffix=".JPEG")
+    write_images(release / "val", dict.fromkeys(wnids, 1), size=20, seed=1, suffix=".JPEG")
+    entry = load_components().datasets.get("imagenette")
+    data = entry.factory(entry.make_params({"variant": "160px", "image_size": 16}), tmp_path)
+    assert len(data.train) == 20 and len(data.test) == 10
+    x, y = data.test[9]
+    assert x.shape == (3, 16, 16) and y == 9
+    assert data.info.input_shape == (3, 16, 16) and data.info.num_classes == 10
+    shutil.rmtree(release / "val" / wnids[0])
+    with pytest.raises(UserError, match=r"release is incomplete \(val/ has 9 of the 10 class"):
+        entry.factory(entry.make_params({"variant": "160px"}), tmp_path)
+    shutil.rmtree(release / "val")
+    with pytest.raises(UserError, match=r"the 160px release is incomplete .* under"):
+        entry.factory(entry.make_params({"variant": "160px"}), tmp_path)

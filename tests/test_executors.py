@@ -22,8 +22,8 @@ metrics = ["params"]
 
 @pytest.fixture(scope="module")
 def ray():
+    """Ray for the module; the executor starts its local instance on first use."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -98,3 +98,42 @@ def test_suite_plugins_reach_the_workers_and_failures_are_recorded(ray, tmp_path
     with sqlite3.connect(tmp_path / "out" / "results.db") as conn:
         statuses = sorted(status for (status,) in conn.execute("SELECT status FROM train_cells"))
     assert statuses == ["done", "failed"]
+
+
+def test_deferred_store_defers_every_write_the_store_has():
+    writes = {name for name in vars(Store) if name.startswith(("record_", "note_", "drop_"))}
+    assert writes == {"record_train", "record_clean", "record_metric", "record_eval", "note_cell",
+                      "drop_training_state"}
+    assert all(vars(DeferredStore)[name].__name__ == name for name in writes)
+
+
+def test_a_lost_worker_keeps_its_finished_training_for_the_next_run(ray, tmp_path, run_cli,
+                                                                     plugin_dir, monkeypatch):
+    """A worker killed during its attacks (say, out of memory) sent nothing back, but its
+    training state stays on disk: the next run finishes the cell without training again."""
+    plugin_dir('''
+        import os
+
+        from harness import hookimpl
+
+
+        @hookimpl
+        def harness_register_attacks(registry):
+            registry.add("kill-worker", lambda params, threat: lambda model, x, y: os._exit(1))
+        ''', name="killer")
+    monkeypatch.chdir(tmp_path)
+    one_cell = SUITE.replace(
+        '\n                 { name = "small-cnn", params = { channels = 2, hidden = 8 }, label = "thin" }',
+        "")
+    (tmp_path / "crash.toml").write_text('plugins = ["./plugins"]\n' + one_cell.replace(
+        '"fgsm-linf-0.1"]', '"fgsm-linf-0.1", { name = "kill-worker", eps = 0.1 }]'))
+    (tmp_path / "suite.toml").write_text(one_cell)
+    crashed = run_cli("run", "crash.toml", "--output", "out", "--executor", "ray")
+    assert crashed.exit_code == 1, crashed.output
+    assert "1 cell(s) failed (3 eval cells skipped" in crashed.stderr
+    (state,) = (tmp_path / "out" / "checkpoints").glob("*.state.pt")
+    resumed = run_cli("run", "suite.toml", "--output", "out", "--executor", "ray")
+    assert resumed.exit_code == 0, resumed.output
+    assert not state.exists()
+    assert run_cli("run", "suite.toml", "--output", "local").exit_code == 0
+    assert outcomes(tmp_path / "out") == outcomes(tmp_path / "local")
