@@ -147,6 +147,9 @@ class AWPParams(_Params):
         "Default: 0.01 for pgd-at (AT-AWP), 0.005 for trades and mart (TRADES-AWP), the "
         "defaults of the authors' code (csdongxian/AWP).")
     beta: float = Field(default=6.0, ge=0, description="TRADES/MART beta (unused by pgd-at).")
+    warmup_epochs: int = Field(default=0, ge=0, description="Epochs trained with the inner loss "
+                               "alone before the weights are perturbed (rcm's and the authors' "
+                               "TRADES-AWP: 10).")
 
     def resolved_gamma(self) -> float:
         if self.gamma is not None:
@@ -323,8 +326,12 @@ class AWP:
     def __init__(self, attack: AttackFn, params: AWPParams) -> None:
         self.attack, self.inner, self.beta = attack, params.inner, params.beta
         self.gamma = params.resolved_gamma()
+        self.warmup_epochs, self.epoch = params.warmup_epochs, 0
         self._proxy: nn.Module | None = None
         self._source: nn.Module | None = None
+
+    def on_epoch_start(self, model: nn.Module, epoch: int) -> None:
+        self.epoch = epoch  # 0-based: the weights are perturbed from epoch warmup_epochs on
 
     def _loss(self, model: nn.Module, x: Tensor, x_adv: Tensor, y: Tensor) -> Tensor:
         if self.inner == "trades":
@@ -361,6 +368,10 @@ class AWP:
 
     def train_batch(self, model: nn.Module, x: Tensor, y: Tensor, step: Step) -> Tensor:
         x_adv = self.attack(model, x, y)
+        if self.epoch < self.warmup_epochs:
+            loss = self._loss(model, x, x_adv, y)
+            step(loss)
+            return loss.detach()
         v = self.perturbation(model, x, x_adv, y)
         params = dict(model.named_parameters())
         saved = {name: params[name].detach().clone() for name in v}

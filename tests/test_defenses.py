@@ -221,6 +221,26 @@ def test_awp_update_differs_from_pgd_at_in_the_engine(tmp_path):
                                                          weights(awp.model).values(), strict=True))
 
 
+def test_awp_warm_up_epochs_train_like_the_inner_method(tmp_path):
+    """rcm's TRADES-AWP: the first warmup_epochs are plain TRADES, then the weights are
+    perturbed (epochs counted from 0, as the trainer's on_epoch_start hook gives them)."""
+    plain = trainer(tmp_path / "a", recipe("trades", TPGD, epochs=2))
+    awp = trainer(tmp_path / "b", recipe(
+        "awp", TPGD, epochs=2,
+        extra=', defense_params = { inner = "trades", warmup_epochs = 1 }'))
+
+    def same() -> bool:
+        return all(torch.equal(a, b) for a, b in zip(weights(plain.model).values(),
+                                                      weights(awp.model).values(), strict=True))
+
+    for epoch, expected in ((0, True), (1, False)):
+        awp.defense.on_epoch_start(awp.model, epoch)
+        for t in (plain, awp):
+            torch.manual_seed(epoch)  # the same random starts for both trainers' attacks
+            t.run_epoch()
+        assert same() is expected, epoch
+
+
 # --- Fast-AT --------------------------------------------------------------------------------------
 
 
