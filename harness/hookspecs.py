@@ -105,6 +105,8 @@ def harness_register_defenses(registry: Registry[DefenseEntry]) -> None:
     ``factory(params, attack) -> defense`` with ``defense.loss(model, x, y) -> scalar tensor``,
     called on each training batch with the model in train mode. ``attack`` is the recipe's
     training attack (built from the attack registry) when ``needs_attack=True``, else None.
+    ``harness validate`` builds the defense too: a ``ValueError`` or ``harness.UserError`` from
+    the factory (a norm it does not support, say) is reported at the recipe's key.
     """
 
 
