@@ -140,14 +140,15 @@ def _channel_stats_from(dataset, limit: int = 2000) -> tuple[tuple[float, ...], 
     return _channel_stats(torch.stack([dataset[int(i)][0] for i in picks]))
 
 
-def _resized(size: int, channels: int = 3):
-    """Decoded images to [0,1] CHW tensors of ``size``×``size``: shorter side resized, centre crop.
+def _resized(size: int, channels: int = 3, crop_fraction: float = 1.0):
+    """Decoded images to [0,1] CHW tensors of ``size``×``size``: the shorter side resized to
+    ``size / crop_fraction``, then a centre crop (ImageNet's evaluation transform at 0.875).
 
     Deterministic on purpose: random augmentation is the recipe's job (``augment``), on batches.
     """
     from torchvision import transforms
 
-    steps = [transforms.Resize(size), transforms.CenterCrop(size)]
+    steps = [transforms.Resize(round(size / crop_fraction)), transforms.CenterCrop(size)]
     if channels == 1:
         steps.append(transforms.Grayscale())
     return transforms.Compose([*steps, transforms.ToTensor()])
@@ -172,7 +173,9 @@ class ImagenetteParams(BaseModel):
 
 
 def load_imagenette(params: ImagenetteParams, root: Path) -> LoadedDataset:
-    """torchvision's Imagenette (train / val), normalized with ImageNet's statistics."""
+    """torchvision's Imagenette (train / val), normalized with ImageNet's statistics; both
+    splits resized to image_size / 0.875 and centre-cropped (256 → 224, the generalization
+    study's test transform)."""
     import torchvision
 
     folder = Path(root) / "imagenette"
@@ -181,7 +184,7 @@ def load_imagenette(params: ImagenetteParams, root: Path) -> LoadedDataset:
         try:
             dataset = torchvision.datasets.Imagenette(
                 str(folder), split=name, size=params.variant, download=params.download,
-                transform=_resized(params.image_size))
+                transform=_resized(params.image_size, crop_fraction=0.875))
             if len(dataset.wnids) == 10:  # fewer class folders would shift every label
                 return dataset
             missing = f"is incomplete ({name}/ has {len(dataset.wnids)} of the 10 class folders)"
