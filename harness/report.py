@@ -1,4 +1,5 @@
-"""The cross-attack matrix, rebuilt from the database alone: terminal table, Markdown, CSV, PNG.
+"""The cross-attack matrix, rebuilt from the database alone: terminal table, Markdown, HTML,
+CSV, JSON, PNG.
 
 Rows are (architecture, training recipe) — with the dataset when a suite has several — and
 columns are clean accuracy, each attack's robust accuracy and the worst case over all attacks,
@@ -355,13 +356,71 @@ def write_heatmap(matrix: Matrix, path: Path) -> None:
     plt.close(fig)
 
 
+def results_json(matrix: Matrix) -> dict:
+    """Everything the report shows, per row, for analysis in other tools (accuracies as 0–1)."""
+    rows = []
+    for key, values, seeds in matrix.rows:
+        row = {"key": dict(zip(matrix.row_keys, key, strict=True)), "seeds": seeds,
+               "accuracy": dict(zip(matrix.columns, values, strict=True)),
+               "flags": {column: raised for (k, column), raised in matrix.flags.items()
+                         if k == key},
+               "median_norm": {attack: norm for (k, attack), norm in matrix.median_norms.items()
+                               if k == key}}
+        if matrix.metric_columns:
+            row["metrics"] = dict(zip(matrix.metric_columns, matrix.metric_rows.get(key, []),
+                                      strict=False))
+        rows.append(row)
+    return {"run": matrix.run_id, "suite": matrix.suite, "mode": matrix.mode,
+            "columns": matrix.columns, "rows": rows,
+            "curves": [[{"eps": eps, "column": column} for eps, column in curve]
+                       for curve in matrix.curves],
+            "failures": matrix.failures}
+
+
+def render_html(matrix: Matrix, images: list[str]) -> str:
+    """A self-contained page: the matrix (hover a ⚑ for its flags), metrics, failures, plots."""
+    from html import escape
+
+    def table(header: list[str], rows: list[list[str]], titles: list[list[str]] | None = None
+              ) -> str:
+        head = "".join(f"<th>{escape(h)}</th>" for h in header)
+        body = "".join(
+            "<tr>" + "".join(f'<td title="{escape(titles[i][j]) if titles else ""}">'
+                             f"{escape(cell)}</td>" for j, cell in enumerate(row)) + "</tr>"
+            for i, row in enumerate(rows))
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+    width = len(matrix.row_keys) + 1
+    titles = [["" for _ in range(width)] + [
+        "; ".join(f"{name}: {detail}" for name, detail in matrix.flags.get((key, c), {}).items())
+        for c in matrix.columns] for key, _, _ in matrix.rows]
+    parts = [f"<h1>{escape(matrix.suite)}: cross-attack matrix (run {matrix.run_id})</h1>",
+             "<p>Accuracy in %; seeds averaged; — a missing or failed cell; ⚑ a flagged number "
+             "(hover it).</p>", table(matrix.header(), matrix.formatted_rows(), titles)]
+    if matrix.metric_columns:
+        parts += ["<h2>Architecture metrics</h2>", table(
+            [*matrix.row_keys, *matrix.metric_columns],
+            [[*key, *("—" if v is None else f"{v:.4g}" for v in values)]
+             for key, values in matrix.metric_rows.items()])]
+    if matrix.failures:
+        parts += ["<h2>Failed cells</h2><ul>"] + [f"<li>{escape(f)}</li>"
+                                                  for f in matrix.failures] + ["</ul>"]
+    parts += [f'<p><img src="{escape(name)}" alt="{escape(name)}"></p>' for name in images]
+    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}img{max-width:100%}")
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>{escape(matrix.suite)}"
+            f"</title><style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
+
+
 def write_report(store: Store, run_id: int | None, out_dir: Path) -> tuple[Matrix, list[Path]]:
     matrix = build_matrix(store, run_id)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = [out_dir / "report.md", out_dir / "matrix.csv", out_dir / "matrix.png"]
+    written = [out_dir / "report.md", out_dir / "matrix.csv", out_dir / "matrix.png",
+               out_dir / "results.json"]
     written[0].write_text(render_markdown(matrix, store), encoding="utf-8")
     write_csv(matrix, written[1])
     write_heatmap(matrix, written[2])
+    written[3].write_text(json.dumps(results_json(matrix), indent=2), encoding="utf-8")
     if matrix.metric_columns:
         written.append(out_dir / "metrics.csv")
         write_metrics_csv(matrix, written[-1])
@@ -370,4 +429,7 @@ def write_report(store: Store, run_id: int | None, out_dir: Path) -> tuple[Matri
         write_curves(matrix, written[-1])
     if write_history(store, matrix.run_id, out_dir / "history.png"):
         written.append(out_dir / "history.png")
-    return matrix, written
+    html = out_dir / "report.html"
+    html.write_text(render_html(matrix, [p.name for p in written if p.suffix == ".png"]),
+                    encoding="utf-8")
+    return matrix, [*written, html]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import sqlite3
 import textwrap
 from pathlib import Path
@@ -66,6 +67,20 @@ def test_run_prints_the_matrix_and_writes_files(finished_run):
         clean, worst = float(r["clean"]), float(r["worst case"])
         attacks = [float(r[a]) for a in ("fgsm-linf-0.1", "pgd", "pgdl2")]
         assert 0 <= worst <= min(attacks) <= max(attacks) <= clean <= 1
+
+
+def test_json_and_html_exports_carry_the_matrix(finished_run):
+    _, out, _ = finished_run
+    exported = json.loads((out / "results.json").read_text())
+    csv_rows = list(csv.DictReader((out / "matrix.csv").open()))
+    assert exported["columns"] == ["clean", "fgsm-linf-0.1", "pgd", "pgdl2", "worst case"]
+    assert [row["key"] for row in exported["rows"]] == [
+        {"architecture": r["architecture"], "recipe": r["recipe"]} for r in csv_rows]
+    for row, r in zip(exported["rows"], csv_rows, strict=True):
+        assert all(abs(row["accuracy"][c] - float(r[c])) < 1e-6 for c in exported["columns"])
+        assert {"params", "flops"} <= {name.split(".")[0] for name in row["metrics"]}
+    html = (out / "report.html").read_text()
+    assert html.count("<tr>") >= 5 and '<img src="matrix.png"' in html
 
 
 def test_worst_case_is_the_per_example_minimum(finished_run):
