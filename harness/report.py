@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -366,9 +367,10 @@ def results_json(matrix: Matrix) -> dict:
                          if k == key},
                "median_norm": {attack: norm for (k, attack), norm in matrix.median_norms.items()
                                if k == key}}
-        if matrix.metric_columns:
-            row["metrics"] = dict(zip(matrix.metric_columns, matrix.metric_rows.get(key, []),
-                                      strict=False))
+        if matrix.metric_columns:  # NaN (a metric undefined for the model) is null in JSON
+            row["metrics"] = {name: None if v is None or math.isnan(v) else v for name, v in
+                              zip(matrix.metric_columns, matrix.metric_rows.get(key, []),
+                                  strict=False)}
         rows.append(row)
     return {"run": matrix.run_id, "suite": matrix.suite, "mode": matrix.mode,
             "columns": matrix.columns, "rows": rows,
@@ -420,7 +422,8 @@ def write_report(store: Store, run_id: int | None, out_dir: Path) -> tuple[Matri
     written[0].write_text(render_markdown(matrix, store), encoding="utf-8")
     write_csv(matrix, written[1])
     write_heatmap(matrix, written[2])
-    written[3].write_text(json.dumps(results_json(matrix), indent=2), encoding="utf-8")
+    written[3].write_text(json.dumps(results_json(matrix), indent=2, allow_nan=False),
+                          encoding="utf-8")
     if matrix.metric_columns:
         written.append(out_dir / "metrics.csv")
         write_metrics_csv(matrix, written[-1])

@@ -184,3 +184,14 @@ def test_crosscheck_needs_a_finished_run(tmp_path):
                                       "0.1", "--output", str(tmp_path / "empty")])
     assert result.exit_code == 2
     assert f"{suite}: no trained model in {tmp_path / 'empty'}; run 'harness run" in result.output
+
+
+def test_json_export_is_strict_json_when_a_metric_is_undefined():
+    """A token model has no feature map (NaN): results.json must still parse everywhere."""
+    from harness.report import Matrix, results_json
+
+    matrix = Matrix(1, "s", ["architecture"], ["clean"], rows=[(("vit",), [0.5], 1)],
+                    metric_columns=["feature-map.height"],
+                    metric_rows={("vit",): [float("nan")]})
+    text = json.dumps(results_json(matrix), allow_nan=False)
+    assert json.loads(text)["rows"][0]["metrics"] == {"feature-map.height": None}
