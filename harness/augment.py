@@ -1,7 +1,7 @@
 """Training augmentation on batches already on the device: crop+flip without a DataLoader.
 
-AutoAugment (torchvision's CIFAR-10 policy) runs per image on uint8 tensors: slower, but it is
-the generalization study's recipe.
+AutoAugment (torchvision's CIFAR-10 or ImageNet policy) runs per image on uint8 tensors: slower,
+but it is the generalization study's recipe (CIFAR-10 and Imagenette).
 """
 
 from __future__ import annotations
@@ -27,10 +27,12 @@ def crop_flip(x: torch.Tensor, padding: int, generator: torch.Generator) -> torc
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
-def autoaugment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def autoaugment(x: torch.Tensor, generator: torch.Generator, policy_name: str = "CIFAR10"
+                ) -> torch.Tensor:
+    """torchvision's AutoAugment with its CIFAR10 or IMAGENET policy, per image."""
     from torchvision.transforms import v2
 
-    policy = v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10)
+    policy = v2.AutoAugment(getattr(v2.AutoAugmentPolicy, policy_name))
     seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
     with preserved_rng():  # manual_seed reseeds every device's stream, not only the CPU's
         torch.manual_seed(seed)  # torchvision draws from the global RNG: keep ours reproducible
@@ -44,4 +46,6 @@ def augment(x: torch.Tensor, kind: str, padding: int, generator: torch.Generator
         return x
     if kind == "autoaugment":
         x = autoaugment(x, generator)
+    elif kind == "autoaugment-imagenet":
+        x = autoaugment(x, generator, "IMAGENET")
     return crop_flip(x, padding, generator)

@@ -143,7 +143,7 @@ class Recipe(_Strict):
     cycle_peak: float = Field(default=0.4, gt=0, lt=1)
     grad_clip: float | None = Field(default=None, gt=0)
     ema: float | None = Field(default=None, gt=0, lt=1, description="EMA decay of the weights.")
-    augment: Literal["none", "crop-flip", "autoaugment"] = "none"
+    augment: Literal["none", "crop-flip", "autoaugment", "autoaugment-imagenet"] = "none"
     crop_padding: int = Field(default=4, ge=0)
     validation: Validation | None = None
     checkpoint: Literal["last", "best"] = Field(

@@ -18,6 +18,7 @@ SUITES = sorted((ROOT / "suites").glob("*.toml"))
 EXPECTED = {
     "quickstart": (4, 16),
     "generalization": (19, 114),
+    "generalization-imagenette": (17, 102),
     "architectural-ingredients": (15, 45),
     "robust-nas": (8, 48),
     "feature-maps": (72, 216),

@@ -100,3 +100,18 @@ def test_cuda_streams_are_kept_and_restored_from_a_checkpoint_mapped_to_the_gpu(
     torch.save(state, tmp_path / "state.pt")  # the trainer loads with map_location=its device
     set_rng_state(torch.load(tmp_path / "state.pt", map_location=cuda, weights_only=False), cuda)
     assert torch.equal(torch.rand(3, device=cuda), expected)
+
+
+@pytest.mark.parametrize("kind", ["autoaugment", "autoaugment-imagenet"])
+def test_autoaugment_is_seeded_by_the_training_generator_and_leaves_global_streams(kind):
+    from harness.augment import augment
+
+    x = torch.rand(6, 3, 16, 16)
+    torch.manual_seed(7)
+    expected_next = torch.rand(2)
+    torch.manual_seed(7)
+    first = augment(x, kind, 2, torch.Generator().manual_seed(1))
+    assert torch.equal(torch.rand(2), expected_next), "the global stream moved"
+    again = augment(x, kind, 2, torch.Generator().manual_seed(1))
+    assert torch.equal(first, again) and first.shape == x.shape
+    assert float(first.min()) >= 0 and float(first.max()) <= 1 and not torch.equal(first, x)
