@@ -20,7 +20,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from harness.errors import UserError
-from harness.plan import Plan, TrainCell
+from harness.plan import Plan, TrainCell, build_plan
 from harness.runner import Runner, RunSummary, describe_error
 from harness.store import Store
 
@@ -53,7 +53,8 @@ class DeferredStore(Store):
 
 @dataclass(frozen=True)
 class CellTask:
-    """Everything a worker needs to rebuild the plan and run one train cell (absolute paths)."""
+    """Everything a worker needs to rebuild the plan and run one train cell (paths as the user
+    gave them: the worker starts in ``cwd``)."""
 
     suite: Path
     plugin_dirs: tuple[Path, ...]
@@ -71,7 +72,6 @@ def run_cell_task(task: CellTask) -> tuple[list[tuple[str, tuple, dict]], RunSum
     """The worker side: the same ``Runner.run_cell`` as a local run, against a DeferredStore."""
     from harness.components import load_suite_components
     from harness.devices import resolve_device
-    from harness.plan import build_plan
     from harness.suite import load_suite
 
     os.chdir(task.cwd)  # suites name files relative to where the user ran the command
