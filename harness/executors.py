@@ -98,7 +98,8 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise UserError("--executor ray needs Ray: pip install 'robust-harness[ray]'") from None
+            raise UserError("--executor ray needs Ray: pip install 'ray>=2.9' (in a checkout: "
+                            "pip install -e '.[ray]')") from None
         self.ray, self.runner, self.task = ray, runner, task
         if not ray.is_initialized():
             # workers build the plan themselves: they must see the same plugin settings

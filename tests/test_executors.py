@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 
 import pytest
 import torch
@@ -137,3 +138,13 @@ def test_a_lost_worker_keeps_its_finished_training_for_the_next_run(ray, tmp_pat
     assert not state.exists()
     assert run_cli("run", "suite.toml", "--output", "local").exit_code == 0
     assert outcomes(tmp_path / "out") == outcomes(tmp_path / "local")
+
+
+def test_without_ray_installed_the_executor_says_how_to_get_it(tmp_path, run_cli, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: import fails
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "suite.toml").write_text(SUITE)
+    result = run_cli("run", "suite.toml", "--output", "out", "--executor", "ray")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.endswith("error: --executor ray needs Ray: pip install 'ray>=2.9' (in a "
+                                  "checkout: pip install -e '.[ray]')\n")
