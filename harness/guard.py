@@ -10,7 +10,7 @@ from torch import nn
 
 from harness.contracts import Attack
 from harness.threat import ThreatModel, check_adversarial_batch
-from harness.toolkits import frozen_parameters
+from harness.toolkits import frozen_parameters, kept_modes
 
 if TYPE_CHECKING:
     from harness.components import Components
@@ -39,19 +39,16 @@ class GuardedAttack:
     def run(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor
             ) -> tuple[torch.Tensor, torch.Tensor]:
         """(x_adv, per-example perturbation norms); raises ContractViolation on a bad batch."""
-        modes = [(module, module.training) for module in model.modules()]
         params = list(model.parameters())
         grads = [p.grad for p in params]  # the caller's, e.g. mid-step in training
-        if not self.train_mode:
-            model.eval()
         for p in params:
             p.grad = None
         try:
-            with torch.enable_grad(), frozen_parameters(model):
+            with kept_modes(model), torch.enable_grad(), frozen_parameters(model):
+                if not self.train_mode:
+                    model.eval()
                 x_adv = self.attack(model, x, y)
         finally:
-            for module, training in modes:  # per module: a frozen BN stays in eval
-                module.training = training
             for p, grad in zip(params, grads, strict=True):
                 p.grad = grad
         x_adv = x_adv.detach() if isinstance(x_adv, torch.Tensor) else x_adv

@@ -16,8 +16,8 @@ from torch import nn
 from harness.flags import raise_flag
 from harness.seeding import preserved_rng
 
-__all__ = ["count_classes", "finite_in_range", "frozen_parameters", "model_device", "model_dtype",
-           "preserved_rng"]
+__all__ = ["count_classes", "finite_in_range", "frozen_parameters", "kept_modes", "model_device",
+           "model_dtype", "preserved_rng"]
 
 
 def model_device(model: nn.Module, fallback: torch.device) -> torch.device:
@@ -35,21 +35,26 @@ def model_dtype(model: nn.Module, fallback: torch.dtype) -> torch.dtype:
     return fallback
 
 
+@contextlib.contextmanager
+def kept_modes(model: nn.Module) -> Iterator[None]:
+    """Give every module back the train/eval mode it had, whatever the block sets (per module:
+    a BatchNorm frozen in eval inside a training model stays in eval)."""
+    modes = [(module, module.training) for module in model.modules()]
+    try:
+        yield
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
 def count_classes(model: nn.Module, x: torch.Tensor) -> int:
     """The number of logits, from one forward of ``x[:1]`` in eval mode (modes restored).
 
     Eval mode so BatchNorm statistics do not move: this is a side forward, not training.
     """
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            sample = x[:1].to(device=model_device(model, x.device),
-                              dtype=model_dtype(model, x.dtype))
-            return int(model(sample).shape[1])
-    finally:
-        for module, training in modes:
-            module.training = training
+    with kept_modes(model), torch.no_grad():
+        sample = x[:1].to(device=model_device(model, x.device), dtype=model_dtype(model, x.dtype))
+        return int(model.eval()(sample).shape[1])
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from harness import DataInfo, hookimpl, normalized
+from harness.toolkits import kept_modes
 
 # --- shared pieces -------------------------------------------------------------------------------
 
@@ -53,15 +54,12 @@ class Backbone(nn.Module):
         seen: list[tuple[int, int, int]] = []
         target = self.get_submodule(self.feature_map_module)
         handle = target.register_forward_hook(lambda _m, _i, out: seen.append(tuple(out.shape[1:])))
-        modes = {m: m.training for m in self.modules()}
-        self.eval()  # eval-mode BatchNorm is twice as fast on meta and accepts a batch of one
         try:
-            with torch.no_grad():
+            with kept_modes(self), torch.no_grad():
+                self.eval()  # eval-mode BatchNorm is twice as fast on meta and takes a batch of one
                 functional_call(self, state, (torch.empty(1, *input_shape, device="meta"),))
         finally:
             handle.remove()
-            for m, mode in modes.items():
-                m.training = mode
         return seen[-1]
 
 

@@ -68,14 +68,14 @@ def flop_count(params: _Params):
 
 
 def _shapes_seen(model: nn.Module, example: torch.Tensor, modules: list[nn.Module], *,
-                 outputs: bool) -> list[tuple[str, tuple[int, ...]]]:
-    """(module type, input or output shape) of each call to ``modules`` in one forward."""
-    calls: list[tuple[str, tuple[int, ...]]] = []
+                 outputs: bool = False) -> list[tuple[nn.Module, tuple[int, ...]]]:
+    """(module, input or output shape) of each call to ``modules`` in one forward."""
+    calls: list[tuple[nn.Module, tuple[int, ...]]] = []
 
-    def record(module, inputs, output):
+    def record(module, inputs, output) -> None:  # a hook returning a value replaces the output
         tensor = output if outputs else (inputs[0] if inputs else None)
         if isinstance(tensor, torch.Tensor):
-            calls.append((type(module).__name__, tuple(tensor.shape)))
+            calls.append((module, tuple(tensor.shape)))
 
     handles = [m.register_forward_hook(record) for m in modules]
     try:
@@ -103,7 +103,8 @@ def final_feature_map(model: nn.Module, example: torch.Tensor) -> tuple[int, int
         return tuple(calls[-1][1][1:]) if calls and len(calls[-1][1]) == 4 else None
     leaves = [m for m in model.modules() if not list(m.children())]
     seen_conv = False
-    for name, shape in _shapes_seen(model, example, leaves, outputs=False):
+    for module, shape in _shapes_seen(model, example, leaves):
+        name = type(module).__name__
         seen_conv = seen_conv or name.startswith("Conv")
         if seen_conv and name in GLOBAL_END and not (name == "Linear" and len(shape) > 2):
             return tuple(shape[1:]) if len(shape) == 4 else None
@@ -211,20 +212,11 @@ class SpectralParams(BaseModel):
 
 def layer_inputs(model: nn.Module, example: torch.Tensor, layers: list[nn.Module] | None = None
                  ) -> dict[nn.Module, tuple[int, ...]]:
-    """Input shape of each of ``layers`` (default: every conv and linear) in one forward."""
-    shapes: dict[nn.Module, tuple[int, ...]] = {}
-
-    def record(module, inputs, output) -> None:  # a hook returning a value replaces the output
-        shapes.setdefault(module, tuple(inputs[0].shape))
-
+    """Input shape of each of ``layers`` (default: every conv and linear) at its first call."""
     layers = [m for _, m in weight_layers(model)] if layers is None else layers
-    handles = [m.register_forward_hook(record) for m in layers]
-    try:
-        with torch.no_grad():
-            model(example)
-    finally:
-        for handle in handles:
-            handle.remove()
+    shapes: dict[nn.Module, tuple[int, ...]] = {}
+    for module, shape in _shapes_seen(model, example, layers):
+        shapes.setdefault(module, shape)
     return shapes
 
 

@@ -91,6 +91,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from torch import nn
 
 from harness import DataInfo, LocalFile, Normalize, UserError, hookimpl
+from harness.toolkits import kept_modes
 
 __version__ = "1.0"
 
@@ -627,9 +628,8 @@ def _fit_linear_layers(model: nn.Module, info: DataInfo, params: UpsampleParams)
             resized.append(module)
 
     handles = [m.register_forward_pre_hook(fit) for m in model.modules() if type(m) is nn.Linear]
-    modes = {m: m.training for m in model.modules()}
     try:
-        with torch.no_grad():
+        with kept_modes(model), torch.no_grad():
             model.eval()(torch.zeros(1, *info.input_shape))
     except (RuntimeError, ValueError, AssertionError) as exc:
         raise UserError(f"upsample: {type(model).__name__} cannot run on its inputs upsampled "
@@ -638,8 +638,6 @@ def _fit_linear_layers(model: nn.Module, info: DataInfo, params: UpsampleParams)
     finally:
         for handle in handles:
             handle.remove()
-        for m, mode in modes.items():
-            m.training = mode
 
 
 # --- registration ---------------------------------------------------------------------------------
