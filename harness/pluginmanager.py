@@ -34,13 +34,18 @@ class PluginInfo:
 
 
 def load_module_from_path(path: Path) -> ModuleType:
-    """Import one plugin file by path, under a module name unique to its folder."""
+    """Import one plugin by path (a ``.py`` file, or a package folder with ``__init__.py``)
+    under a module name unique to its folder, so two folders' ``noise.py`` never collide."""
     path = path.resolve()
     digest = hashlib.sha1(str(path.parent).encode()).hexdigest()[:8]
     module_name = f"_harness_plugin_{digest}_{path.stem}"
     if module_name in sys.modules:
         return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, path)
+    if path.is_dir():  # a package: its modules import each other relatively (from . import x)
+        spec = importlib.util.spec_from_file_location(
+            module_name, path / "__init__.py", submodule_search_locations=[str(path)])
+    else:
+        spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
         raise PluginError(f"{path}: cannot be imported as a plugin module")
     module = importlib.util.module_from_spec(spec)
@@ -48,19 +53,24 @@ def load_module_from_path(path: Path) -> ModuleType:
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        del sys.modules[module_name]
+        for name in [n for n in sys.modules if n == module_name or
+                     n.startswith(module_name + ".")]:
+            del sys.modules[name]
         raise PluginError(f"{path}: plugin failed to import: {type(exc).__name__}: {exc}") from exc
     return module
 
 
 def plugin_files(directory: Path) -> list[Path]:
-    """The plugin modules of a folder: every ``*.py`` not starting with an underscore."""
+    """The plugins a folder holds: every ``*.py`` and every package folder (one with an
+    ``__init__.py``) whose name does not start with an underscore."""
     if not directory.is_dir():
         raise PluginError(
             f"plugin directory {directory} does not exist; check the path "
             "(relative paths in a suite are relative to the suite file)"
         )
-    return sorted(p for p in directory.glob("*.py") if not p.name.startswith("_"))
+    found = list(directory.glob("*.py"))
+    found += [p for p in directory.iterdir() if (p / "__init__.py").is_file()]
+    return sorted(p for p in found if not p.name.startswith("_"))
 
 
 def _env_list(name: str) -> list[str]:

@@ -9,11 +9,10 @@ from harness import hookimpl
 from harness.components import load_components
 from harness.errors import PluginError, UserError
 from harness.paths import builtin_plugins_dir
-from harness.pluginmanager import ENTRY_POINT_GROUP, build_plugin_manager
+from harness.pluginmanager import ENTRY_POINT_GROUP, build_plugin_manager, plugin_files
 
 #: Every file of plugins/ is a built-in plugin; these hooks are pinned for the core ones.
-BUILTIN_NAMES = sorted(p.stem for p in builtin_plugins_dir().glob("*.py")
-                       if not p.name.startswith("_"))
+BUILTIN_NAMES = sorted(p.stem for p in plugin_files(builtin_plugins_dir()))
 CORE_HOOKS = {
     "cnns": ("harness_register_architectures",),
     "datasets": ("harness_register_datasets",),
@@ -76,6 +75,20 @@ def test_directory_skips_underscore_files(plugin_dir):
     pm = build_plugin_manager([folder], autoload=False)
     assert "visible" in pm.infos
     assert "_helpers" not in pm.infos
+
+
+def test_a_package_folder_is_one_plugin_whose_modules_import_each_other(tmp_path):
+    package = tmp_path / "plugins" / "noisepkg"
+    package.mkdir(parents=True)
+    (package / "attack.py").write_text("def make(params, threat):\n    return lambda m, x, y: x\n")
+    (package / "__init__.py").write_text(
+        "from harness import hookimpl\n\nfrom .attack import make\n\n__version__ = '3'\n\n"
+        "@hookimpl\ndef harness_register_attacks(registry):\n"
+        "    registry.add('identity-pkg', make, norms=['linf'])\n")
+    components = load_components([tmp_path / "plugins"], autoload=False)
+    entry = components.attacks.get("identity-pkg")
+    assert (entry.plugin, entry.version) == ("noisepkg", "3")
+    assert components.pm.infos["noisepkg"].source == "directory"
 
 
 def test_missing_plugin_directory(tmp_path):
