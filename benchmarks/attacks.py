@@ -21,10 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.components import load_components
+from harness.build import build_attack
+from harness.cells import Resolved
 from harness.evaluate import clean_correct, run_attack
-from harness.guard import build_attack
-from harness.plan import Resolved
+from harness.session import load_components
 from harness.threat import ThreatModel
 
 EPS, STEPS = 0.1, 10

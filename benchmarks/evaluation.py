@@ -3,8 +3,8 @@
 What is compared
 ----------------
 *harness*: what the engine's runner does for one evaluation cell —
-``harness.evaluate.clean_correct``, then ``harness.guard.build_attack`` (registry entry
-``pgd``, resolved with ``harness.plan.resolve_attacks`` exactly as a suite's attack is), then
+``harness.evaluate.clean_correct``, then ``harness.build.build_attack`` (registry entry
+``pgd``, resolved with ``harness.resolve.resolve_attacks`` exactly as a suite's attack is), then
 ``harness.evaluate.run_attack`` on the clean-correct examples; the timed region covers those
 three calls (``load_components`` runs once, outside it). That adds, around the bare attack,
 the ``GuardedAttack`` contract (eval mode and mode restore, parameter-gradient save/restore,
@@ -53,15 +53,18 @@ import torch
 import torchattacks
 from torch import nn
 
-from harness.components import Components, load_components
+from harness.build import build_attack, build_model
+from harness.build import load_dataset as harness_load_dataset
+from harness.cells import Resolved
+from harness.components import Components
 from harness.contracts import LoadedDataset
 from harness.evaluate import clean_correct, run_attack
-from harness.guard import GuardedAttack, build_attack
-from harness.plan import Resolved, resolve_attacks, resolve_component
+from harness.guard import GuardedAttack
+from harness.resolve import resolve_attacks, resolve_component
+from harness.session import load_components
 from harness.specs import AttackRef, ComponentRef
 from harness.threat import check_adversarial_batch
 from harness.tomlfile import Where
-from harness.train import build_model
 
 TARGET_RATIO = 1.05
 ATTACK_SEED = 1234
@@ -148,15 +151,14 @@ def direct_eval(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Conf
 def load_dataset(components: Components, name: str, params: dict[str, object]) -> LoadedDataset:
     resolved = resolve_component(components, "datasets", ComponentRef(name=name, params=params),
                                  WHERE)
-    entry = components.datasets.get(resolved.factory)
-    return entry.factory(entry.make_params(resolved.params), Path("data"))
+    return harness_load_dataset(components, resolved, Path("data"))
 
 
 def make_model(components: Components, name: str, params: dict[str, object],
                data: LoadedDataset) -> nn.Module:
     arch = resolve_component(components, "architectures", ComponentRef(name=name, params=params),
                              WHERE)
-    return build_model(components, arch, data, torch.device("cpu"))
+    return build_model(components, arch, data.info, torch.device("cpu"))
 
 
 def resolve_pgd(components: Components, config: Config) -> Resolved:

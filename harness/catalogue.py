@@ -11,10 +11,11 @@ from pydantic import BaseModel
 
 from harness import paths
 from harness.errors import UserError
+from harness.kinds import CATALOGUED
 from harness.specs import CatalogueFile
 from harness.tomlfile import Where, read_toml, validate
 
-KINDS = ("datasets", "architectures", "attacks", "recipes")
+PRESET_KINDS = tuple(kind.name for kind in CATALOGUED)
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,13 @@ class Preset:
 @dataclass
 class Catalogue:
     presets: dict[str, dict[str, Preset]] = field(
-        default_factory=lambda: {kind: {} for kind in KINDS})
+        default_factory=lambda: {kind: {} for kind in PRESET_KINDS})
 
     def load_file(self, path: Path, builtin: bool = False) -> None:
         data = read_toml(path, what="catalogue file")
         _reject_dotted_names(data, path)
         parsed = validate(CatalogueFile, data, Where(str(path)))
-        for kind in KINDS:
+        for kind in PRESET_KINDS:
             for name, spec in getattr(parsed, kind).items():
                 existing = self.presets[kind].get(name)
                 if existing is not None:
@@ -66,7 +67,7 @@ class Catalogue:
 
 def _reject_dotted_names(data: dict[str, Any], path: Path) -> None:
     """[attacks.pgd-0.1] makes a table "pgd-0" holding "1": say to quote the name instead."""
-    for kind in KINDS:
+    for kind in PRESET_KINDS:
         for name, value in data.get(kind, {}).items():
             if isinstance(value, dict) and value and \
                     all(isinstance(v, dict) for v in value.values()) and "params" not in value:

@@ -11,8 +11,7 @@ from typing import Any
 import click
 
 from harness.errors import UserError
-
-KINDS = ("datasets", "architectures", "variants", "attacks", "defenses", "recipes", "metrics")
+from harness.kinds import KINDS
 
 
 def plugin_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -31,7 +30,7 @@ def plugin_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _components(plugins_dirs, catalogues, blocked, suite=None):
-    from harness.components import load_components, load_suite_components
+    from harness.session import load_components, load_suite_components
 
     components = (load_components(plugins_dirs, catalogues, blocked) if suite is None else
                   load_suite_components(suite, plugins_dirs, catalogues, blocked))
@@ -111,7 +110,7 @@ def run(suite: Path, output: Path | None, device: str | None, data_root: Path, d
     from harness.runner import Runner
     from harness.store import Store
 
-    requested = device or plan.suite.suite.device
+    requested = device or plan.settings.device
     # with Ray, each worker resolves the device on the machine (and GPU) it was given
     chosen = resolve_device(requested if executor == "local" else "cpu")
     where = describe(chosen) if executor == "local" else f"Ray workers ({requested})"
@@ -173,7 +172,7 @@ def _print_plan(plan, output: Path) -> None:
 
 
 @cli.command(name="list")
-@click.argument("kind", required=False, type=click.Choice(KINDS))
+@click.argument("kind", required=False, type=click.Choice(list(KINDS)))
 @click.argument("pattern", required=False, default="*")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @plugin_options
@@ -200,11 +199,11 @@ def _list_rows(components, kind: str, pattern: str) -> list[dict[str, Any]]:
     import fnmatch
 
     rows = []
-    if kind != "recipes":
+    if KINDS[kind].hook:
         for entry in components.registries[kind].list(pattern):
             rows.append({"kind": kind, "name": entry.name, "type": "factory",
                          "from": f"plugin {entry.plugin}", **_extra(entry)})
-    if kind in components.catalogue.presets:
+    if KINDS[kind].presets:
         for preset in components.catalogue.items(kind):
             if fnmatch.fnmatchcase(preset.name, pattern):
                 spec = preset.spec
@@ -287,7 +286,7 @@ def crosscheck(suite: Path, first: str, second: str, output: Path | None, eps: f
     components, plan = _plan(suite, plugins_dirs, catalogues, blocked)
     pair = resolve_pair(components, (first, second), eps)
     store = Store(output or Path("runs") / plan.suite.name)
-    chosen = resolve_device(device or plan.suite.suite.device)
+    chosen = resolve_device(device or plan.settings.device)
     results = run_crosscheck(components, plan, store, pair, chosen, data_root, max_examples)
     click.echo(f"| model | examples | {first} | {second} | gap (pp) | disagreement |")
     click.echo("|---|---:|---:|---:|---:|---:|")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Protocol
 
@@ -61,9 +60,3 @@ class Defense(Protocol):
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
 
-
-ArchitectureFactory = Callable[..., nn.Module]
-AttackFactory = Callable[..., Attack]
-DefenseFactory = Callable[..., Defense]
-DatasetFactory = Callable[..., LoadedDataset]
-Shape = Sequence[int]

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import torch
 
+from harness.build import build_attack
+from harness.cells import Plan, Resolved
 from harness.components import Components
 from harness.errors import UserError
 from harness.evaluate import clean_correct, run_attack
-from harness.guard import build_attack
-from harness.plan import Plan, Resolved, resolve_attacks
+from harness.resolve import resolve_attacks
 from harness.runner import Runner
 from harness.specs import AttackRef
 from harness.store import Store
@@ -60,9 +61,9 @@ def crosscheck(components: Components, plan: Plan, store: Store, pair: tuple[Res
         data = runner.dataset(cell.dataset, plan)
         model = runner.load_model(cell, data, Path(finished["checkpoint"]))
         x, y = runner.eval_data(cell.dataset, data, max_examples)
-        correct = clean_correct(model, x, y, plan.suite.suite.evaluation.batch_size)
+        correct = clean_correct(model, x, y, plan.evaluation.batch_size)
         robust = [run_attack(model, build_attack(components, attack), x, y, correct,
-                             plan.suite.suite.evaluation.batch_size, seed=0).robust
+                             plan.evaluation.batch_size, seed=0).robust
                   for attack in pair]
         attacked = max(int(correct.sum()), 1)
         results.append(Agreement(

@@ -19,10 +19,14 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from harness.cells import Plan, TrainCell
+from harness.devices import resolve_device
 from harness.errors import UserError
-from harness.plan import Plan, TrainCell, build_plan
+from harness.plan import build_plan
 from harness.runner import Runner, RunSummary, describe_error
+from harness.session import load_suite_components
 from harness.store import Store
+from harness.suite import load_suite
 
 
 def _deferred(name: str):
@@ -70,10 +74,6 @@ class CellTask:
 
 def run_cell_task(task: CellTask) -> tuple[list[tuple[str, tuple, dict]], RunSummary]:
     """The worker side: the same ``Runner.run_cell`` as a local run, against a DeferredStore."""
-    from harness.components import load_suite_components
-    from harness.devices import resolve_device
-    from harness.suite import load_suite
-
     os.chdir(task.cwd)  # suites name files relative to where the user ran the command
     suite = load_suite(task.suite)
     components = load_suite_components(suite, task.plugin_dirs, task.catalogue_files, task.blocked)
@@ -144,10 +144,7 @@ class RayExecutor:
             cause = getattr(exc, "cause", None) or exc
             if isinstance(cause, UserError):
                 return cause
-            self.runner.record_failed_cell(plan, cell, describe_error(cause), summary)
-            for e in plan.evals_of(cell):
-                if self.runner._eval_done(e):
-                    self.runner._note(summary, "eval", e.hash, "cached")
+            self.runner.record_lost_cell(plan, cell, describe_error(cause), summary)
             return None
         self._record(writes, cell_summary, summary)
         return None

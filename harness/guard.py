@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -11,10 +10,6 @@ from torch import nn
 from harness.contracts import Attack
 from harness.threat import ThreatModel, check_adversarial_batch
 from harness.toolkits import frozen_parameters, kept_modes
-
-if TYPE_CHECKING:
-    from harness.components import Components
-    from harness.plan import Resolved
 
 
 @dataclass
@@ -55,11 +50,3 @@ class GuardedAttack:
         norms = check_adversarial_batch(x, x_adv, self.threat, bounded=not self.minimum_norm)
         return x_adv, norms
 
-
-def build_attack(components: Components, attack: Resolved, train_mode: bool = False
-                 ) -> GuardedAttack:
-    """The guarded attack a resolved suite entry (or recipe's training attack) names."""
-    entry = components.attacks.get(attack.factory)
-    assert attack.threat is not None
-    return GuardedAttack(entry.factory(entry.make_params(attack.params), attack.threat),
-                         attack.threat, entry.minimum_norm, train_mode)

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from harness.errors import PluginError, UserError, did_you_mean
+from harness.kinds import KINDS, Kind
 from harness.threat import NORM_ORDER
 
 
@@ -23,7 +24,7 @@ class NoParams(BaseModel):
 class Entry:
     """One registered factory, stamped with the plugin that provided it."""
 
-    kind: ClassVar[str] = "entry"
+    kind: ClassVar[Kind]
 
     name: str
     factory: Callable[..., Any]
@@ -57,7 +58,7 @@ class ArchitectureEntry(Entry):
     ``test_input_shape`` is the smallest (C, H, W) input the conformance tests should use.
     """
 
-    kind: ClassVar[str] = "architecture"
+    kind: ClassVar[Kind] = KINDS["architectures"]
 
     test_input_shape: tuple[int, int, int] = (1, 8, 8)
     #: ``check_input(params, input_shape) -> reason | None``: why this model cannot take inputs
@@ -73,7 +74,7 @@ class VariantEntry(Entry):
     result must keep the model contract ([0,1] inputs of the dataset's shape → logits).
     """
 
-    kind: ClassVar[str] = "variant"
+    kind: ClassVar[Kind] = KINDS["variants"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class AttackEntry(Entry):
     example is broken only if misclassified within eps) instead of failing the budget check.
     """
 
-    kind: ClassVar[str] = "attack"
+    kind: ClassVar[Kind] = KINDS["attacks"]
 
     norms: tuple[str, ...] = ("linf",)
     minimum_norm: bool = False
@@ -109,7 +110,7 @@ class AttackEntry(Entry):
 class DefenseEntry(Entry):
     """``factory(params, attack) -> Defense``; ``attack`` is None unless ``needs_attack``."""
 
-    kind: ClassVar[str] = "defense"
+    kind: ClassVar[Kind] = KINDS["defenses"]
 
     needs_attack: bool = False
 
@@ -121,7 +122,7 @@ class DefenseEntry(Entry):
 class DatasetEntry(Entry):
     """``factory(params, root: Path) -> LoadedDataset``; shape and classes known without loading."""
 
-    kind: ClassVar[str] = "dataset"
+    kind: ClassVar[Kind] = KINDS["datasets"]
 
     input_shape: tuple[int, int, int] = (3, 32, 32)
     num_classes: int = 10
@@ -139,7 +140,7 @@ class MetricEntry(Entry):
     computed when a suite does not list its own.
     """
 
-    kind: ClassVar[str] = "metric"
+    kind: ClassVar[Kind] = KINDS["metrics"]
 
     default: bool = False
 
@@ -153,11 +154,11 @@ E = TypeVar("E", bound=Entry)
 class UnknownNameError(UserError):
     """A name that no plugin or catalogue registered; carries the did-you-mean hint."""
 
-    def __init__(self, kind: str, name: str, choices: list[str]) -> None:
+    def __init__(self, kind: Kind, name: str, choices: list[str]) -> None:
         self.kind, self.name, self.choices = kind, name, choices
         super().__init__(
-            f"unknown {kind} {name!r}.{did_you_mean(name, choices)} "
-            f"Run 'harness list {kind}s' ({len(choices)} available)."
+            f"unknown {kind.singular} {name!r}.{did_you_mean(name, choices)} "
+            f"Run 'harness list {kind.name}' ({len(choices)} available)."
         )
 
 
@@ -172,7 +173,7 @@ class Registry(Generic[E]):
     current_version: str = "0"
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Kind:
         return self.entry_type.kind
 
     def add(self, name: str, factory: Callable[..., Any], **metadata: Any) -> E:
@@ -229,3 +230,11 @@ class Registry(Generic[E]):
 
     def freeze(self) -> None:
         self._frozen = True
+
+
+#: The entry type of each registered kind (``KINDS`` order).
+ENTRY_TYPES: dict[str, type[Entry]] = {
+    entry_type.kind.name: entry_type
+    for entry_type in (DatasetEntry, ArchitectureEntry, VariantEntry, AttackEntry, DefenseEntry,
+                       MetricEntry)
+}

@@ -16,24 +16,18 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from harness.build import build_attack, build_metric, build_model, load_dataset
+from harness.cells import EvalCell, MetricSpec, Plan, Resolved, TrainCell, stable_hash
+from harness.checkpoints import load_checkpoint, save_checkpoint, save_state_dict
 from harness.components import Components
 from harness.contracts import LoadedDataset
 from harness.data import as_tensors, to_device
 from harness.errors import UserError
 from harness.evaluate import check_model, clean_correct, run_attack
 from harness.flags import collect_flags
-from harness.guard import build_attack
-from harness.plan import EvalCell, MetricSpec, Plan, Resolved, TrainCell, stable_hash
 from harness.seeding import preserved_rng
 from harness.store import Store, unpack_bools
-from harness.train import (
-    PROBE_SEED,
-    build_model,
-    load_checkpoint,
-    save_checkpoint,
-    save_state_dict,
-    train,
-)
+from harness.train import PROBE_SEED, train
 
 
 @dataclass
@@ -58,8 +52,8 @@ def plan_record(plan: Plan, components: Components) -> dict[str, Any]:
         "eval_cells": [{"hash": e.hash, "train": e.train.hash, "attack": e.attack.label}
                        for e in plan.eval_cells],
         "attacks": {a.label: _attack_record(components, a) for a in plan.attacks},
-        "mode": plan.suite.suite.evaluation.mode,
-        "max_examples": plan.suite.suite.evaluation.max_examples,
+        "mode": plan.evaluation.mode,
+        "max_examples": plan.evaluation.max_examples,
         "metrics": [{"label": m.metric.label, "hash": m.hash} for m in plan.metrics],
     }
 
@@ -94,9 +88,8 @@ class Runner:
     def dataset(self, resolved: Resolved, plan: Plan) -> LoadedDataset:
         key = _dataset_key(resolved)
         if key not in self._datasets:
-            entry = self.components.datasets.get(resolved.factory)
             try:
-                loaded = entry.factory(entry.make_params(resolved.params), self.data_root)
+                loaded = load_dataset(self.components, resolved, self.data_root)
             except UserError as exc:
                 raise UserError(f"{plan.suite.path}: datasets ({resolved.label}): {exc}") from None
             self._datasets[key] = LoadedDataset(to_device(loaded.train, self.device),
@@ -146,8 +139,8 @@ class Runner:
             summary.failures.append(failure)
 
     def run_cell(self, plan: Plan, cell: TrainCell, summary: RunSummary) -> None:
-        max_examples = plan.suite.suite.evaluation.max_examples
-        batch_size = plan.suite.suite.evaluation.batch_size
+        max_examples = plan.evaluation.max_examples
+        batch_size = plan.evaluation.batch_size
         evals = plan.evals_of(cell)
         pending = [e for e in evals if not self._eval_done(e)]
         for e in evals:
@@ -175,7 +168,7 @@ class Runner:
         self.store.record_clean(cell.hash, max_examples, correct.cpu(), model_flags)
         for metric in metrics:
             self._measure(cell, metric, model, x, y, data, summary)
-        worst_case = plan.suite.suite.evaluation.mode == "worst-case"
+        worst_case = plan.evaluation.mode == "worst-case"
         targets = correct
         for e in tqdm(evals, desc="attacks", leave=False, unit="attack", disable=None):
             if e in pending:
@@ -199,6 +192,15 @@ class Runner:
             if not self._eval_done(e):
                 self._note(summary, "eval", e.hash, "skipped")
 
+    def record_lost_cell(self, plan: Plan, cell: TrainCell, error: str,
+                         summary: RunSummary) -> None:
+        """A train cell whose worker died: recorded as failed; the attacks stored before it
+        (the worker's own notes died with it) are counted as reused."""
+        for e in plan.evals_of(cell):
+            if self._eval_done(e):
+                self._note(summary, "eval", e.hash, "cached")
+        self.record_failed_cell(plan, cell, error, summary)
+
     def _eval_done(self, e: EvalCell) -> bool:
         row = self.store.eval_cell(e.hash)
         return row is not None and row["status"] == "done"
@@ -211,10 +213,9 @@ class Runner:
                  x: torch.Tensor, y: torch.Tensor, data: LoadedDataset,
                  summary: RunSummary) -> None:
         """Compute one architecture metric on a trained model; a failure is recorded, not fatal."""
-        entry = self.components.metrics.get(metric.metric.factory)
         started = time.perf_counter()
         try:
-            measure = entry.factory(entry.make_params(metric.metric.params))
+            measure = build_metric(self.components, metric.metric)
             values = {k: float(v) for k, v in measure(model.eval(), x, y, data.info).items()}
         except UserError:
             raise
@@ -231,7 +232,7 @@ class Runner:
 
     def load_model(self, cell: TrainCell, data: LoadedDataset, checkpoint: Path
                    ) -> torch.nn.Module:
-        model = build_model(self.components, cell.architecture, data, self.device)
+        model = build_model(self.components, cell.architecture, data.info, self.device)
         return load_checkpoint(model, checkpoint)
 
     def _trained_model(self, plan: Plan, cell: TrainCell, data: LoadedDataset, finished,
@@ -249,7 +250,7 @@ class Runner:
                 save_state_dict(state, self.store.checkpoint_path(cell.hash, which))
         summary = dict(result.summary)
         if result.probe is not None:  # the same probe on test examples: the generalization gap
-            x, y = self.eval_data(cell.dataset, data, plan.suite.suite.evaluation.max_examples)
+            x, y = self.eval_data(cell.dataset, data, plan.evaluation.max_examples)
             batch = cell.recipe.recipe.batch_size
             with preserved_rng(x.device):
                 correct = clean_correct(result.model, x, y, batch)

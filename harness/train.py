@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
@@ -22,20 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import Dataset, Subset, TensorDataset
 from tqdm.auto import tqdm
 
 from harness.augment import augment
+from harness.build import build_attack, build_defense, build_model
+from harness.cells import TrainCell
+from harness.checkpoints import atomic_write
 from harness.components import Components
 from harness.contracts import LoadedDataset
 from harness.data import as_tensors, train_batches
 from harness.evaluate import clean_correct, run_attack
 from harness.flags import raise_flag
-from harness.guard import GuardedAttack, build_attack
-from harness.plan import Resolved, TrainCell
+from harness.guard import GuardedAttack
 from harness.schedule import lr_factor
 from harness.seeding import preserved_rng, rng_state, seed_everything, set_rng_state
 from harness.specs import Recipe
@@ -57,19 +57,6 @@ class TrainResult:
     summary: dict[str, float] = field(default_factory=dict)
     probe: GuardedAttack | None = None
     seconds: float = 0.0
-
-
-def build_model(components: Components, arch: Resolved, data: LoadedDataset,
-                device: torch.device) -> nn.Module:
-    entry = components.architectures.get(arch.factory)
-    model = entry.factory(entry.make_params(arch.params), data.info)
-    for variant in arch.variants:
-        variant_entry = components.variants.get(variant.factory)
-        model = variant_entry.factory(variant_entry.make_params(variant.params), model, data.info)
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"architecture {arch.label!r} built a {type(model).__name__}, "
-                        "not a torch.nn.Module")
-    return model.to(device)
 
 
 def split_validation(dataset: Dataset, fraction: float) -> tuple[Dataset, Dataset]:
@@ -130,14 +117,13 @@ class Trainer:
         self.cell, self.device, self.state_path = cell, device, state_path
         self.recipe = recipe = cell.recipe.recipe
         seed_everything(cell.seed)
-        self.model = build_model(components, cell.architecture, data, device)
+        self.model = build_model(components, cell.architecture, data.info, device)
         if recipe.channels_last and device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         train_mode = recipe.attack_bn == "train"
         attack = (build_attack(components, cell.recipe.attack, train_mode)
                   if cell.recipe.attack else None)
-        entry = components.defenses.get(cell.recipe.defense.factory)
-        self.defense = entry.factory(entry.make_params(cell.recipe.defense.params), attack)
+        self.defense = build_defense(components, cell.recipe, attack)
         self.optimizer = build_optimizer(recipe, self.model)
         self.train_set, probe_sets = data.train, {}
         if recipe.validation is not None:
@@ -312,28 +298,3 @@ def train(components: Components, cell: TrainCell, data: LoadedDataset, device: 
           state_path: Path | None = None) -> TrainResult:
     """Train one cell from its seed (or from ``state_path``, where a killed run left off)."""
     return Trainer(components, cell, data, device, state_path).run()
-
-
-def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    """Write to a temporary file beside ``path`` and rename: a kill never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def save_checkpoint(model: nn.Module, path: Path) -> None:
-    atomic_write(path, lambda tmp: save_model(model, str(tmp)))
-
-
-def save_state_dict(state: dict[str, torch.Tensor], path: Path) -> None:
-    from safetensors.torch import save_file
-
-    atomic_write(path, lambda tmp: save_file({k: v.contiguous() for k, v in state.items()},
-                                             str(tmp)))
-
-
-def load_checkpoint(model: nn.Module, path: Path) -> nn.Module:
-    load_model(model, str(path), device=str(next(model.parameters()).device))
-    model.eval()
-    return model

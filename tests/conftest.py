@@ -118,6 +118,6 @@ def run_cli():
 @pytest.fixture(scope="session")
 def components():
     """Built-in plugins and catalogue only (no entry points); registries are frozen."""
-    from harness.components import load_components
+    from harness.session import load_components
 
     return load_components(autoload=False)

@@ -15,9 +15,9 @@ from pydantic import ValidationError
 from torch import nn
 
 from harness import DataInfo, UserError
-from harness.components import load_components
 from harness.plan import build_plan
 from harness.runner import Runner
+from harness.session import load_components
 from harness.store import Store
 from harness.suite import load_suite
 from harness.tomlfile import Where
@@ -39,7 +39,7 @@ RACL_REDUCE = [("sep_conv_3x3", 0), ("sep_conv_5x5", 1), ("avg_pool_3x3", 0), ("
 
 @pytest.fixture(scope="module")
 def entry():
-    from harness.components import load_components
+    from harness.session import load_components
 
     return load_components(autoload=False).architectures.get("darts")
 

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from harness import DataInfo, ThreatModel
-from harness.components import load_components
 from harness.guard import GuardedAttack
 from harness.nn import normalized
 from harness.seeding import seed_everything
+from harness.session import load_components
 from harness.threat import perturbation_norms
 
 

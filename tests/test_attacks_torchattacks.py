@@ -237,7 +237,7 @@ def test_non_finite_outputs_come_back_unperturbed_with_a_flag(plugin, tiny):
 
 
 def bounded_cases() -> list[tuple[str, str]]:
-    from harness.components import load_components
+    from harness.session import load_components
 
     attacks = load_components(autoload=False).attacks
     return [(e.name, norm) for e in attacks.list()

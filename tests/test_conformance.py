@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from harness import DataInfo, ThreatModel
-from harness.components import load_components
 from harness.guard import GuardedAttack
 from harness.nn import normalized
 from harness.seeding import seed_everything
+from harness.session import load_components
 
 COMPONENTS = load_components(autoload=False)
 TEST_EPS = {"linf": 0.1, "l2": 1.0, "l1": 6.0, "l0": 6.0}

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from harness import UserError
 from harness.cli import cli
-from harness.components import load_components
+from harness.session import load_components
 
 
 def load(name, **params):

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness import ThreatModel, UserError
-from harness.components import load_components
 from harness.flags import collect_flags
 from harness.plan import build_plan
 from harness.runner import Runner
+from harness.session import load_components
 from harness.store import Store
 from harness.suite import load_suite
 from harness.train import Trainer, TrainingDiverged

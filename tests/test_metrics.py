@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from harness import DataInfo
-from harness.components import load_components
+from harness.session import load_components
 
 METRICS = load_components(autoload=False).metrics
 INFO = DataInfo((1, 4, 4), 2, (0.0,), (1.0,))

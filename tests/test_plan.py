@@ -6,9 +6,10 @@ import sys
 
 import pytest
 
-from harness.components import load_components
+from harness.cells import stable_hash
 from harness.errors import UserError
-from harness.plan import build_plan, stable_hash
+from harness.plan import build_plan
+from harness.session import load_components
 from harness.suite import load_suite
 
 BASE = {
@@ -63,7 +64,7 @@ def test_hashes_stable_across_processes(components, write_suite, tmp_path):
     here = hashes(build_plan(components, load_suite(path)))
     script = (
         "import json, sys\n"
-        "from harness.components import load_components\n"
+        "from harness.session import load_components\n"
         "from harness.plan import build_plan\n"
         "from harness.suite import load_suite\n"
         "plan = build_plan(load_components(autoload=False), load_suite(sys.argv[1]))\n"

@@ -6,10 +6,10 @@ import types
 import pytest
 
 from harness import hookimpl
-from harness.components import load_components
 from harness.errors import PluginError, UserError
 from harness.paths import builtin_plugins_dir
 from harness.pluginmanager import ENTRY_POINT_GROUP, build_plugin_manager, plugin_files
+from harness.session import load_components
 
 #: Every file of plugins/ is a built-in plugin; these hooks are pinned for the core ones.
 BUILTIN_NAMES = sorted(p.stem for p in plugin_files(builtin_plugins_dir()))

@@ -2,6 +2,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from harness.errors import PluginError, UserError
+from harness.kinds import KINDS
 from harness.registry import (
     ArchitectureEntry,
     AttackEntry,
@@ -40,7 +41,7 @@ def test_add_stamps_plugin_and_version_and_get_returns_entry(attacks):
     assert entry.version == "1.0"
     assert entry.norms == ("linf",)  # lists become tuples
     assert entry.params is NoParams
-    assert attacks.kind == "attack"
+    assert attacks.kind is KINDS["attacks"]
     assert len(attacks) == 4
     assert "pgd" in attacks
     assert "PGD" not in attacks

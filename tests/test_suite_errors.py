@@ -16,7 +16,7 @@ QUICKSTART = Path(__file__).resolve().parents[1] / "suites" / "quickstart.toml"
 
 def available(kind: str) -> int:
     """How many names 'harness list KIND' offers: the catalogue grows, the message format not."""
-    from harness.components import load_components
+    from harness.session import load_components
 
     components = load_components(autoload=False)
     names = set(components.catalogue.names(kind))

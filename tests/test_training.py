@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.components import load_components
 from harness.plan import build_plan
 from harness.runner import Runner
 from harness.schedule import lr_factor
+from harness.session import load_components
 from harness.specs import Recipe
 from harness.store import Store
 from harness.suite import load_suite

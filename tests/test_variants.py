@@ -18,9 +18,9 @@ from safetensors.torch import load_file, save_model
 from torch import nn
 
 from harness import DataInfo, UserError, normalized
-from harness.components import load_components
 from harness.plan import build_plan
 from harness.seeding import seed_everything
+from harness.session import load_components
 from harness.suite import load_suite
 
 COMPONENTS = load_components(autoload=False)

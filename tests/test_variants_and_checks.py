@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from harness.components import load_components
+from harness import DataInfo
+from harness.build import build_model
 from harness.errors import UserError
 from harness.plan import build_plan
+from harness.session import load_components
 from harness.suite import load_suite
-from harness.train import build_model
 
 PLUGIN = '''
 import torch
@@ -74,14 +75,11 @@ def test_variants_are_applied_in_order_and_change_the_hash(tmp_path):
     assert [(v.factory, v.params) for v in arch.variants] == [
         ("scale-logits", {"factor": 3.0}), ("scale-logits", {"factor": 2.0})]
 
-    class Data:
-        from harness import DataInfo
-        info = DataInfo((1, 8, 8), 10, (0.3,), (0.4,))
-
+    info = DataInfo((1, 8, 8), 10, (0.3,), (0.4,))
     torch.manual_seed(0)
-    base = build_model(components, plain.train_cells[0].architecture, Data, torch.device("cpu"))
+    base = build_model(components, plain.train_cells[0].architecture, info, torch.device("cpu"))
     torch.manual_seed(0)
-    model = build_model(components, arch, Data, torch.device("cpu"))
+    model = build_model(components, arch, info, torch.device("cpu"))
     x = torch.rand(2, 1, 8, 8)
     assert torch.allclose(model.eval()(x), 6 * base.eval()(x))
 

@@ -1,0 +1,166 @@
+"""What a plan is made of: resolved components and the cells built from them, each hashed.
+
+A train cell is dataset × architecture × recipe × seed; an eval cell is a train cell × attack.
+A cell's hash covers its fully resolved configuration and the versions that can change its
+result (harness, torch, each plugin), so a finished cell is never recomputed and a changed one
+always is. Nothing here looks anything up: these are plain values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import torch
+
+from harness.specs import Recipe
+from harness.suite import EvaluationSettings, LoadedSuite, Suite
+from harness.threat import ThreatModel
+from harness.version import __version__
+
+
+def stable_hash(config: Any) -> str:
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A component as it will be built: registered factory, validated params, provenance."""
+
+    kind: str
+    label: str
+    factory: str
+    params: dict[str, Any]
+    plugin: str
+    version: str
+    threat: ThreatModel | None = None  # attacks only
+    minimum_norm: bool = False  # attacks only
+    variants: tuple[Resolved, ...] = ()  # architectures only
+    files: tuple[tuple[str, str], ...] = ()  # (param, sha256) of each LocalFile param
+
+    def config(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"factory": self.factory, "params": self.params,
+                               "plugin": self.plugin, "version": self.version}
+        if self.files:
+            out["file_sha256"] = dict(self.files)
+        if self.threat is not None:
+            out["threat"] = self.threat.model_dump()
+        if self.variants:
+            out["variants"] = [v.config() for v in self.variants]
+        return out
+
+
+@dataclass(frozen=True)
+class ResolvedRecipe:
+    label: str
+    recipe: Recipe
+    defense: Resolved
+    attack: Resolved | None
+    validation_attack: Resolved | None = None
+
+    def config(self) -> dict[str, Any]:
+        settings = self.recipe.model_dump(
+            mode="json", exclude={"description", "defense", "defense_params", "attack"})
+        if settings.get("validation"):
+            settings["validation"].pop("attack")
+        config = {"settings": settings, "defense": self.defense.config(),
+                  "attack": self.attack.config() if self.attack else None}
+        if self.validation_attack is not None:
+            config["validation_attack"] = self.validation_attack.config()
+        return config
+
+
+@dataclass(frozen=True)
+class TrainCell:
+    dataset: Resolved
+    architecture: Resolved
+    recipe: ResolvedRecipe
+    seed: int
+
+    def config(self) -> dict[str, Any]:
+        return {"dataset": self.dataset.config(), "architecture": self.architecture.config(),
+                "recipe": self.recipe.config(), "seed": self.seed, "versions": engine_versions()}
+
+    @cached_property
+    def hash(self) -> str:
+        return stable_hash(self.config())
+
+    @property
+    def labels(self) -> dict[str, Any]:
+        return {"dataset": self.dataset.label, "architecture": self.architecture.label,
+                "recipe": self.recipe.label, "seed": self.seed}
+
+    def describe(self) -> str:
+        return (f"train {self.dataset.label} / {self.architecture.label} / "
+                f"{self.recipe.label} / seed {self.seed}")
+
+
+@dataclass(frozen=True)
+class EvalCell:
+    train: TrainCell
+    attack: Resolved
+    max_examples: int | None
+    batch_size: int
+    mode: str = "per-attack"
+    #: worst-case mode: the attacks that ran before this one in the chain (their configs)
+    after: tuple[dict[str, Any], ...] = ()
+
+    def config(self) -> dict[str, Any]:
+        config = {"train": self.train.hash, "attack": self.attack.config(),
+                  "max_examples": self.max_examples, "batch_size": self.batch_size,
+                  "versions": engine_versions()}
+        if self.mode != "per-attack":
+            config.update(mode=self.mode, after=list(self.after))
+        return config
+
+    @cached_property
+    def hash(self) -> str:
+        return stable_hash(self.config())
+
+    def describe(self) -> str:
+        return f"attack {self.attack.label} on {self.train.describe()[6:]}"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric as run on every trained model; its hash keys the stored values."""
+
+    metric: Resolved
+    max_examples: int | None
+
+    @cached_property
+    def hash(self) -> str:
+        return stable_hash({"metric": self.metric.config(), "max_examples": self.max_examples,
+                            "versions": engine_versions()})
+
+
+@dataclass
+class Plan:
+    suite: LoadedSuite
+    train_cells: list[TrainCell] = field(default_factory=list)
+    eval_cells: list[EvalCell] = field(default_factory=list)
+    attacks: list[Resolved] = field(default_factory=list)
+    metrics: list[MetricSpec] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Suite:
+        return self.suite.suite
+
+    @property
+    def evaluation(self) -> EvaluationSettings:
+        return self.suite.suite.evaluation
+
+    @property
+    def attack_labels(self) -> list[str]:
+        return [a.label for a in self.attacks]
+
+    def evals_of(self, cell: TrainCell) -> list[EvalCell]:
+        return [e for e in self.eval_cells if e.train.hash == cell.hash]
+
+
+def engine_versions() -> dict[str, str]:
+    return {"harness": __version__, "torch": torch.__version__.split("+")[0]}

@@ -1,0 +1,170 @@
+"""Names → factories with validated parameters: suite entries and catalogue presets resolved.
+
+Every user-written name (a preset or a registered factory) becomes a ``Resolved`` value here,
+its parameters checked against the factory's params model, so an error names the file and key
+where the mistake is. Catalogue presets are resolved when the catalogue loads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from harness.catalogue import Preset, preset_params
+from harness.cells import MetricSpec, Resolved, ResolvedRecipe
+from harness.components import Components
+from harness.errors import UserError
+from harness.files import local_file_digests
+from harness.kinds import KINDS
+from harness.registry import UnknownNameError
+from harness.specs import AttackRef, ComponentRef, Recipe, RecipeRef, TrainAttack
+from harness.suite import LoadedSuite
+from harness.threat import ThreatModel
+from harness.tomlfile import Where, validate
+
+
+def resolve_component(components: Components, kind: str, ref: ComponentRef, where: Where
+                      ) -> Resolved:
+    preset = components.catalogue.get(kind, ref.name)
+    factory = preset.spec.factory if preset else ref.name
+    entry = components.entry(kind, factory, where.child("name"))
+    try:
+        params = components.validated_params(
+            entry, {**preset_params(preset), **ref.params}, where.child("params"))
+    except UserError as exc:
+        if preset is None or not preset_params(preset):
+            raise
+        raise UserError(f"{exc} (your params are merged over those of preset {ref.name!r} in "
+                        f"{preset.source.name}: {preset_params(preset)})") from None
+    variants: tuple[Resolved, ...] = ()
+    if kind == "architectures":
+        listed = [*getattr(preset and preset.spec, "variants", []), *getattr(ref, "variants", [])]
+        variants = tuple(
+            resolve_component(components, "variants", ComponentRef(name=v.name, params=v.params),
+                              where.child("variants", i))
+            for i, v in enumerate(listed))
+    return Resolved(kind, ref.label or ref.name, factory, params, entry.plugin, entry.version,
+                    variants=variants, files=local_file_digests(entry.make_params(params)))
+
+
+def resolve_attacks(components: Components, ref: AttackRef | TrainAttack, where: Where
+                    ) -> list[Resolved]:
+    """One resolved attack per eps value (a list of eps gives a robustness curve)."""
+    preset = components.catalogue.get("attacks", ref.name)
+    base = resolve_component(components, "attacks", ComponentRef(
+        name=ref.name, params=ref.params, label=getattr(ref, "label", None)), where)
+    entry = components.attacks.get(base.factory)
+    norm = ref.norm or (preset.spec.norm if preset else None)
+    if norm is None:
+        if len(entry.norms) != 1:
+            raise where.child("norm").error(
+                f"attack {entry.name!r} supports {', '.join(entry.norms)}; say which with norm = ...")
+        norm = entry.norms[0]
+    if norm not in entry.norms:
+        raise where.child("norm").error(
+            f"attack {entry.name!r} supports {', '.join(entry.norms)}, not {norm!r}")
+    eps_value = ref.eps if ref.eps is not None else (preset.spec.eps if preset else None)
+    if eps_value is None:
+        raise where.child("eps").error(f"attack {ref.name!r} needs a budget; add eps = ...")
+    eps_list = eps_value if isinstance(eps_value, list) else [eps_value]
+    resolved = []
+    for eps in eps_list:
+        if eps < 0:
+            raise where.child("eps").error(f"eps must be >= 0, got {eps:g}")
+        label = f"{base.label}@{eps:g}" if len(eps_list) > 1 else base.label
+        resolved.append(replace(base, label=label, threat=ThreatModel(norm=norm, eps=eps),
+                                minimum_norm=entry.minimum_norm))
+    return resolved
+
+
+def resolve_recipe_spec(components: Components, recipe: Recipe, where: Where,
+                        label: str = "") -> ResolvedRecipe:
+    defense_entry = components.entry("defenses", recipe.defense, where.child("defense"))
+    defense_params = components.validated_params(
+        defense_entry, recipe.defense_params, where.child("defense_params"))
+    defense = Resolved("defenses", recipe.defense, recipe.defense, defense_params,
+                       defense_entry.plugin, defense_entry.version,
+                       files=local_file_digests(defense_entry.make_params(defense_params)))
+    attack = None
+    if defense_entry.needs_attack:
+        if recipe.attack is None:
+            raise where.child("attack").error(
+                f"defense {recipe.defense!r} trains against an attack; add attack = "
+                "{ name = \"pgd\", norm = \"linf\", eps = 0.1, params = { steps = 7 } }")
+        attack = resolve_attacks(components, recipe.attack, where.child("attack"))[0]
+    elif recipe.attack is not None:
+        raise where.child("attack").error(
+            f"defense {recipe.defense!r} does not use a training attack; remove attack")
+    validation_attack = None
+    if recipe.validation is not None and recipe.validation.attack is not None:
+        validation_attack = resolve_attacks(components, recipe.validation.attack,
+                                            where.child("validation", "attack"))[0]
+    return ResolvedRecipe(label, recipe, defense, attack, validation_attack)
+
+
+def resolve_recipe(components: Components, ref: RecipeRef, where: Where) -> ResolvedRecipe:
+    preset = components.catalogue.get("recipes", ref.name)
+    overrides = dict(ref.model_extra or {})
+    if preset is None and "defense" not in overrides:
+        unknown = UnknownNameError(KINDS["recipes"], ref.name, components.catalogue.names("recipes"))
+        raise where.child("name").error(str(unknown))
+    base = preset.spec.model_dump(exclude_unset=True) if preset else {}
+    recipe = validate(Recipe, {**base, **overrides}, where)
+    return resolve_recipe_spec(components, recipe, where, ref.label or ref.name)
+
+
+def resolve_metrics(components: Components, loaded: LoadedSuite, where: Where) -> list[MetricSpec]:
+    refs = loaded.suite.metrics
+    if refs is None:
+        refs = [ComponentRef(name=e.name) for e in components.metrics if e.default]
+    metrics = [resolve_component(components, "metrics", ref, where.child("metrics", i))
+               for i, ref in enumerate(refs)]
+    return [MetricSpec(m, loaded.suite.evaluation.max_examples) for m in metrics]
+
+
+def validate_catalogue(components: Components) -> None:
+    """Every preset names a registered factory with valid parameters (checked at load).
+
+    Built-in presets whose plugin is blocked or absent are dropped rather than reported: the
+    user chose not to load that plugin. A user catalogue's presets must all resolve.
+    """
+    catalogue = components.catalogue
+    for kind in ("datasets", "architectures", "attacks"):  # recipes: below
+        for preset in list(catalogue.items(kind)):
+            if preset.builtin and preset.spec.factory not in components.registries[kind]:
+                catalogue.drop(kind, preset.name)
+                continue
+            where = Where(str(preset.source), (kind, preset.name))
+            entry = components.entry(kind, preset.spec.factory, where.child("factory"),
+                                     presets_allowed=False)
+            components.validated_params(entry, preset.spec.params, where.child("params"))
+            if not _variants_resolve(components, preset, where):
+                catalogue.drop(kind, preset.name)
+                continue
+            if kind == "attacks" and preset.spec.norm not in entry.norms:
+                raise where.child("norm").error(
+                    f"attack {entry.name!r} supports {', '.join(entry.norms)}, "
+                    f"not {preset.spec.norm!r}"
+                )
+    for preset in list(catalogue.items("recipes")):
+        where = Where(str(preset.source), ("recipes", preset.name))
+        try:
+            resolve_recipe_spec(components, preset.spec, where)
+        except UserError:
+            if not preset.builtin:
+                raise
+            catalogue.drop("recipes", preset.name)
+
+
+def _variants_resolve(components: Components, preset: Preset, where: Where) -> bool:
+    """An architecture preset's variants name registered variants with valid parameters.
+
+    False for a built-in preset whose variant plugin is blocked (it is dropped, like one whose
+    factory is); a user catalogue's mistakes are errors at the catalogue's own key.
+    """
+    for i, variant in enumerate(getattr(preset.spec, "variants", [])):
+        if preset.builtin and variant.name not in components.registries["variants"]:
+            return False
+        at = where.child("variants", i)
+        entry = components.entry("variants", variant.name, at.child("name"), presets_allowed=False)
+        components.validated_params(entry, variant.params, at.child("params"))
+    return True
