@@ -1,9 +1,53 @@
 """robust-harness: adversarially train architectures and evaluate them against many attacks.
 
-The public API for plugin authors and scripts lives here; everything else is engine detail.
-"""
+The public API — what plugins, scripts and notebooks may use — is this package's ``__all__``
+plus ``harness.toolkits`` (chores shared by toolkit-wrapping plugins). Every other module is
+engine detail and may change; ``tests/engine/test_layout.py`` keeps the built-in plugins within
+the public API.
 
-__version__ = "0.1.0"
+The engine, in data-flow order (each module imports only modules above it):
+
+    errors         user mistakes (exit 2, one line) and broken plugin contracts
+    version        the harness version (part of every cell hash)
+    kinds          the component kinds, one table for registries, hooks, catalogues and CLI
+    threat         threat models, eps parsing and units, the engine's budget check
+    contracts      what plugins hand the engine: DataInfo, LoadedDataset, LocalFile, Attack…
+    flags          validity flags raised while a number is computed
+    seeding        seeds and RNG state kept across side computations
+    nn             Normalize: normalization inside the model
+    toolkits       public helpers for plugins that wrap a toolkit
+    tomlfile       TOML reading; errors located at file and key path
+    specs          pydantic models of what users write (references, presets, recipes)
+    suite          the suite file
+    registry       typed registries plugins fill: add, get with did-you-mean, list, freeze
+    hookspecs      every hook a plugin can implement (the plugin reference)
+    paths          where the built-in plugins, catalogues and suites live
+    pluginmanager  finding and loading plugins: built-in folder, entry points, extra folders
+    catalogue      registries/*.toml presets
+    components     a session's plugin manager, registries and catalogue; name lookup
+    cells          resolved components and the cells made of them, each content-hashed
+    files          sha256 of files that can change a result, once per file version
+    resolve        names → factories with validated params; catalogue validation
+    guard          the attack contract: eval mode, frozen parameters, budget check
+    build          resolved components → objects: the one place a factory is called
+    checks         validation probes: data shapes, budgets, attacks and defenses built once
+    plan           suite → plan: resolve, check, lay out train and eval cells
+    session        load everything a session uses, checked
+    devices        device choice (CUDA, then MPS, then CPU)
+    data           datasets as device tensors or loaders
+    augment        on-device augmentation
+    schedule       learning-rate schedules
+    evaluate       clean pass, attacks on the clean-correct examples, per-example outcomes
+    checkpoints    checkpoint files, written atomically
+    train          the training loop (a defense supplies the loss)
+    store          the results database (SQLite) and checkpoint paths; resume
+    runner         execute a plan cell by cell, record every outcome
+    executors      where train cells run: here, or as Ray tasks
+    crosscheck     two implementations of one attack on the same models
+    matrix         the cross-attack matrix rebuilt from the database
+    report         the matrix as Markdown, HTML, CSV, JSON and plots
+    cli            the command line
+"""
 
 from harness.contracts import Attack, DataInfo, Defense, LoadedDataset, LocalFile
 from harness.errors import ContractViolation, PluginError, UserError
@@ -11,6 +55,7 @@ from harness.flags import raise_flag
 from harness.hookspecs import hookimpl
 from harness.nn import Normalize, normalized
 from harness.threat import StepSize, ThreatModel, parse_eps
+from harness.version import __version__
 
 __all__ = [
     "Attack",

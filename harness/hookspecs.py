@@ -9,20 +9,17 @@ harness stamps each entry with the plugin that added it. Implement them with
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pluggy
 
-if TYPE_CHECKING:
-    from harness.registry import (
-        ArchitectureEntry,
-        AttackEntry,
-        DatasetEntry,
-        DefenseEntry,
-        MetricEntry,
-        Registry,
-        VariantEntry,
-    )
+from harness.registry import (
+    ArchitectureEntry,
+    AttackEntry,
+    DatasetEntry,
+    DefenseEntry,
+    MetricEntry,
+    Registry,
+    VariantEntry,
+)
 
 PROJECT = "harness"
 hookspec = pluggy.HookspecMarker(PROJECT)

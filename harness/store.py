@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.version import __version__
+
 SCHEMA_VERSION = 1
 
 SCHEMA = """
@@ -108,8 +110,6 @@ def unpack_bools(blob: bytes) -> np.ndarray:
 
 def environment() -> dict[str, Any]:
     """What a reader of the results needs to know about where they were computed."""
-    from harness import __version__
-
     env: dict[str, Any] = {
         "harness": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
         "platform": platform.platform(), "cuda": torch.cuda.is_available(),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-QUICKSTART = Path(__file__).resolve().parents[1] / "suites" / "quickstart.toml"
+QUICKSTART = Path(__file__).resolve().parents[2] / "suites" / "quickstart.toml"
 
 
 def available(kind: str) -> int:

@@ -188,7 +188,8 @@ def test_crosscheck_needs_a_finished_run(tmp_path):
 
 def test_json_export_is_strict_json_when_a_metric_is_undefined():
     """A token model has no feature map (NaN): results.json must still parse everywhere."""
-    from harness.report import Matrix, results_json
+    from harness.matrix import Matrix
+    from harness.report import results_json
 
     matrix = Matrix(1, "s", ["architecture"], ["clean"], rows=[(("vit",), [0.5], 1)],
                     metric_columns=["feature-map.height"],

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from harness import hookspecs
 from harness.cli import cli
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 
 
