@@ -82,7 +82,7 @@ class Row:
     def registration(self) -> dict[str, Any]:
         """The ``registry.add`` metadata of this row."""
         return {"params": self.params, "norms": self.norms, "description": self.description,
-                "test_params": self.test_params, "minimum_norm": self.minimum_norm,
+                "test_params": dict(self.test_params), "minimum_norm": self.minimum_norm,
                 "black_box": self.black_box}
 
 
