@@ -2,22 +2,86 @@
 
 Toolkits reseed the global RNG, return NaN for examples they give up on, and need the class
 count or the model's device before they are built; these helpers keep such quirks out of the
-results without each plugin writing its own copy.
+results without each plugin writing its own copy. The parameters every wrapper offers (target
+modes, iterations and step size), the norm spellings toolkits expect and the engine's budget
+tolerance live here too, so two wrappers of the same attack mean the same thing by them.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Literal
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from harness.flags import raise_flag
 from harness.seeding import preserved_rng
 
-__all__ = ["count_classes", "finite_in_range", "frozen_parameters", "kept_modes", "model_device",
-           "model_dtype", "preserved_rng"]
+# The engine's budget check, re-exported: a wrapper that repairs a toolkit's float rounding (ART's
+# l1/l2 projection) must agree with the engine on the norms and on what "within eps" means.
+from harness.threat import ABS_TOL, NORM_ORDER, REL_TOL, StepSize, perturbation_norms, within_budget
+
+__all__ = ["ABS_TOL", "NORM_NAMES", "NORM_ORDER", "REL_TOL", "TARGET_HELP", "IterativeParams",
+           "Target", "TargetedParams", "ToolkitParams", "count_classes", "finite_in_range",
+           "frozen_parameters", "kept_modes", "model_device", "model_dtype", "next_classes",
+           "perturbation_norms", "preserved_rng", "select_targets", "within_budget"]
+
+#: How torchattacks and AutoAttack spell each norm (ART takes the p of ``NORM_ORDER``).
+NORM_NAMES: dict[str, str] = {"linf": "Linf", "l2": "L2", "l1": "L1"}
+
+#: The target modes of every targeted wrapper, so a suite means one thing by "next" everywhere.
+Target = Literal["none", "random", "least-likely", "next"]
+TARGET_HELP = ('"none": untargeted. "random": a random wrong class; "least-likely": the class the '
+               'model ranks last on the clean input; "next": (y + 1) mod classes. Success is still '
+               'scored untargeted (any wrong class).')
+
+
+class ToolkitParams(BaseModel):
+    """Base of a wrapper's parameter models: an unknown key is a suite error, not ignored, and
+    the shared parameter groups below combine with a plugin's own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class TargetedParams(ToolkitParams):
+    """The ``targeted`` mode (see ``TARGET_HELP``), spelt the same by every toolkit wrapper."""
+
+    targeted: Target = Field(default="none", description=TARGET_HELP)
+
+
+class IterativeParams(ToolkitParams):
+    """Iterations and step size of an iterative attack, with one default step for all toolkits
+    (2.5*eps/steps, Madry et al.'s), so PGD-10 means the same step through any of them."""
+
+    steps: int = Field(default=10, ge=1, description="Iterations.")
+    step_size: StepSize | None = Field(
+        default=None, description='Absolute ("2/255") or relative ("eps/8"); default 2.5*eps/steps.')
+
+    def alpha(self, eps: float) -> float:
+        """The absolute step at budget ``eps``."""
+        return self.step_size.absolute(eps) if self.step_size else 2.5 * eps / self.steps
+
+
+def next_classes(y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The "next" targets, (y + 1) mod classes: one definition for every wrapper."""
+    return (y + 1) % num_classes
+
+
+def select_targets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mode: str,
+                   num_classes: int) -> torch.Tensor:
+    """Targets for ``mode`` ("random", "least-likely" or "next"), for toolkits that take them as
+    labels: "random" is uniform over the other classes, drawn from the (seeded) torch CPU
+    stream; "least-likely" is the model's last-ranked class on the clean input."""
+    if mode == "next":
+        return next_classes(y, num_classes)
+    if mode == "random":
+        shift = torch.randint(1, num_classes, y.shape, device="cpu").to(y.device)
+        return (y + shift) % num_classes
+    with torch.no_grad():
+        return model(x).argmin(dim=1)
 
 
 def model_device(model: nn.Module, fallback: torch.device) -> torch.device:

@@ -2,16 +2,26 @@
 
 import pytest
 import torch
+from pydantic import ValidationError
 from torch import nn
 
+from harness import threat
 from harness.flags import collect_flags
 from harness.toolkits import (
+    ABS_TOL,
+    NORM_ORDER,
+    REL_TOL,
+    IterativeParams,
+    TargetedParams,
     count_classes,
     finite_in_range,
     frozen_parameters,
     model_device,
     model_dtype,
+    next_classes,
     preserved_rng,
+    select_targets,
+    within_budget,
 )
 
 
@@ -115,3 +125,38 @@ def test_autoaugment_is_seeded_by_the_training_generator_and_leaves_global_strea
     again = augment(x, kind, 2, torch.Generator().manual_seed(1))
     assert torch.equal(first, again) and first.shape == x.shape
     assert float(first.min()) >= 0 and float(first.max()) <= 1 and not torch.equal(first, x)
+
+
+def test_target_modes():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 5)
+    x, y = torch.rand(64, 4), torch.arange(64) % 5
+    assert torch.equal(select_targets(model, x, y, "next", 5), (y + 1) % 5)
+    assert torch.equal(next_classes(y, 5), (y + 1) % 5)
+    with torch.no_grad():
+        assert torch.equal(select_targets(model, x, y, "least-likely", 5), model(x).argmin(1))
+    torch.manual_seed(3)
+    random_targets = select_targets(model, x, y, "random", 5)
+    assert bool((random_targets != y).all()) and random_targets.max() < 5
+    assert len(set(random_targets.tolist())) == 5, "every class is drawn"
+    torch.manual_seed(3)
+    assert torch.equal(select_targets(model, x, y, "random", 5), random_targets), "seeded stream"
+
+
+def test_shared_parameter_groups():
+    assert IterativeParams(steps=4).alpha(0.1) == pytest.approx(2.5 * 0.1 / 4)
+    assert IterativeParams(step_size="eps/4").alpha(0.2) == pytest.approx(0.05)
+    assert IterativeParams(step_size="2/255").alpha(0.2) == pytest.approx(2 / 255)
+    assert TargetedParams().targeted == "none"
+    with pytest.raises(ValidationError):
+        TargetedParams(targeted="far")
+    with pytest.raises(ValidationError):  # a misspelled key is an error, not ignored
+        IterativeParams(step=3)
+
+
+def test_budget_tolerance_is_the_engines():
+    assert (REL_TOL, ABS_TOL, NORM_ORDER) == (threat.REL_TOL, threat.ABS_TOL, threat.NORM_ORDER)
+    eps = 40.0
+    norms = torch.tensor([eps, eps * (1 + REL_TOL) + ABS_TOL, eps * (1 + 2 * REL_TOL)],
+                         dtype=torch.float64)
+    assert within_budget(norms, eps).tolist() == [True, True, False]

@@ -1,4 +1,4 @@
-"""The ART plugin (plugins/art_attacks.py) against ART called directly, and against torchattacks.
+"""The ART plugin (plugins/art_attacks/) against ART called directly, and against torchattacks.
 
 A small CNN is fitted to real 8×8 digits once per module; attacks run with few iterations so
 the whole file stays cheap on a 2-core CPU. Measured figures (PGD agreement with torchattacks,
@@ -8,7 +8,6 @@ plugin/ART time ratio) are printed; run with ``-s`` to see them.
 from __future__ import annotations
 
 import gc
-import sys
 import weakref
 
 import numpy as np
@@ -31,8 +30,8 @@ def components():
 
 @pytest.fixture(scope="module")
 def plugin(components):
-    """The loaded plugin module (plugins are loaded by path under a private module name)."""
-    return sys.modules[components.attacks.get("pgd-art").factory.__module__]
+    """The loaded plugin package (plugins are loaded by path under a private module name)."""
+    return components.pm.get_plugin("art_attacks")
 
 
 def build(components, name: str, norm: str, eps: float, **params):
@@ -234,7 +233,7 @@ def test_cache_does_not_keep_models_alive(components, plugin):
     x = torch.rand(4, 1, 8, 8)
     guarded, _ = build(components, "pgd-art", "linf", 0.1, steps=1)
     guarded(model, x, model(x).argmax(1).detach())
-    assert model in plugin._CLASSIFIERS
+    assert model in plugin.view._CLASSIFIERS
     alive = weakref.ref(model)
     del model
     gc.collect()

@@ -101,7 +101,7 @@ def test_margin_objective_is_robustwrn_cw_loss(plugin):
     top2 = logits.argsort(dim=1)[:, -2:]
     other = torch.where(top2[:, -1] == labels, top2[:, -2], top2[:, -1])
     expected = -nn.functional.relu(logits.gather(1, labels[:, None]) - logits.gather(1, other[:, None]))
-    assert torch.allclose(plugin._margin_objective(logits, labels, 0.0, False), expected.sum())
+    assert torch.allclose(plugin.patches.margin_objective(logits, labels, 0.0, False), expected.sum())
 
 
 def test_cw_inf_is_at_least_as_strong_as_fgsm(components, tiny):
@@ -225,7 +225,7 @@ def test_non_finite_outputs_come_back_unperturbed_with_a_flag(plugin, tiny):
             out[1] = out[1] - 1e-8
             return out
 
-    attack = plugin.ToolkitAttack("broken", lambda model, classes: Broken())
+    attack = plugin.running.ToolkitAttack("broken", lambda model, classes: Broken())
     with collect_flags() as flags:
         x_adv = attack(model, x, y)
     assert "non-finite-output" in flags
