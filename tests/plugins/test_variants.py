@@ -1,4 +1,4 @@
-"""Architecture variants (plugins/variants.py): activation swaps, Sparta, input upsampling.
+"""Architecture variants (plugins/variants/): activation swaps, Sparta, input upsampling.
 
 Includes the conformance check over every registered variant, applied to the built-in
 ``small-cnn`` on 3×8×8 inputs (test_conformance.py covers attacks and architectures only).
@@ -25,7 +25,8 @@ from harness.suite import load_suite
 
 COMPONENTS = load_components(autoload=False)
 VARIANTS = COMPONENTS.variants
-PLUGIN = __import__("sys").modules[VARIANTS.get("sparta").factory.__module__]
+PLUGIN = COMPONENTS.pm.get_plugin("variants")  # the package as the harness loaded it
+ACTIVATIONS, SPARTA = PLUGIN.activations, PLUGIN.sparta
 INFO = DataInfo((3, 8, 8), 10, (0.5, 0.4, 0.3), (0.25, 0.2, 0.3))
 
 
@@ -161,8 +162,8 @@ def test_timm_activations_are_swapped_and_gates_kept(name):
     shape = entry.test_input_shape
     info = DataInfo(shape, 10, (0.5,) * shape[0], (0.25,) * shape[0])
     model = build(name, entry.test_params, info=info)
-    gates = {n: type(m) for n, m in model.named_modules() if type(m).__name__ in PLUGIN.GATE_NAMES}
-    activations = PLUGIN.find_activations(model)
+    gates = {n: type(m) for n, m in model.named_modules() if type(m).__name__ in ACTIVATIONS.GATE_NAMES}
+    activations = ACTIVATIONS.find_activations(model)
     if not activations:
         pytest.skip(f"{name} has no activation modules at its test_params")
     VARIANTS.get("relu").factory(VARIANTS.get("relu").make_params({}), model, info)
@@ -185,10 +186,10 @@ def test_timm_own_gelu_is_swapped_and_coatnet_gates_are_kept():
         info = DataInfo(shape, 10, (0.5,) * shape[0], (0.25,) * shape[0])
         model = build(name, entry.test_params, info=info)
         assert timm_classes(model, {"GELU"}), f"{name}: expected timm's own GELU class"
-        assert len(timm_classes(model, PLUGIN.GATE_NAMES)) == gates
+        assert len(timm_classes(model, ACTIVATIONS.GATE_NAMES)) == gates
         VARIANTS.get("silu").factory(VARIANTS.get("silu").make_params({}), model, info)
         assert timm_classes(model, {"GELU"}) == [] and count(model)["GELU"] == 0
-        assert len(timm_classes(model, PLUGIN.GATE_NAMES)) == gates  # SE Sigmoid gates and Tanh
+        assert len(timm_classes(model, ACTIVATIONS.GATE_NAMES)) == gates  # SE Sigmoid gates and Tanh
 
 
 def test_sparta_on_token_tensors_is_a_clear_error():
@@ -243,7 +244,7 @@ def test_sparta_parameters_do_not_depend_on_the_channel_count():
     assert shapes16 == {n: tuple(p.shape) for n, p in layer512.named_parameters()}
     assert shapes16 == {"alpha": (1,), "conv.weight": (1, 2, 3, 3), "conv.bias": (1,)}
     # one parameter set really works in both layers: share it and run
-    model.backbone[3] = PLUGIN.Sparta(layer16, shared_with="backbone.1")
+    model.backbone[3] = SPARTA.Sparta(layer16, shared_with="backbone.1")
     assert model(torch.rand(2, 3, 8, 8)).shape == (2, 10)
 
 
@@ -269,7 +270,7 @@ def test_shared_sparta_is_one_state_dict_entry_and_survives_deepcopy():
     assert keys == ["backbone.stem.2.sparta.alpha", "backbone.stem.2.sparta.conv.weight",
                     "backbone.stem.2.sparta.conv.bias"]
     twin = copy.deepcopy(model)
-    activations = [m for m in twin.modules() if isinstance(m, PLUGIN.Sparta)]
+    activations = [m for m in twin.modules() if isinstance(m, SPARTA.Sparta)]
     assert len({id(m.attention) for m in activations}) == 1
     assert activations[0].attention is sparta_attentions(twin)[0]
 
@@ -280,7 +281,7 @@ def test_replacing_the_owner_of_a_shared_sparta_keeps_the_set_registered():
     assert keys == ["backbone.stages.0.0.relu1.sparta.alpha", "backbone.stages.0.0.relu1.sparta.conv.weight",
                     "backbone.stages.0.0.relu1.sparta.conv.bias"]
     (attention,) = sparta_attentions(model)
-    assert all(m.attention is attention for m in model.modules() if isinstance(m, PLUGIN.Sparta))
+    assert all(m.attention is attention for m in model.modules() if isinstance(m, SPARTA.Sparta))
     assert sum(p.numel() for p in attention.parameters()) == 20
     assert {id(p) for p in attention.parameters()} <= {id(p) for p in model.parameters()}
 
@@ -456,7 +457,7 @@ def test_suites_with_variants_validate_run_and_transfer_sparta(tmp_path, run_cli
     result = run_cli("run", suite_a, "--output", out_a)
     assert result.exit_code == 0, result.output
     (checkpoint,) = (out_a / "checkpoints").glob("*.safetensors")
-    trained = PLUGIN.read_sparta(checkpoint)[0]
+    trained = SPARTA.read_sparta(checkpoint)[0]
     assert len(trained) == 1 and float(trained[0][1]["alpha"]) != 0  # α learned in one epoch
 
     suite_b = tmp_path / "b.toml"
