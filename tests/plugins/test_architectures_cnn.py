@@ -1,4 +1,4 @@
-"""The CNN zoo (plugins/cnns.py, registries/architectures.toml): sizes, strides, activations, init.
+"""The CNN zoo (plugins/cnns/, registries/architectures.toml): sizes, strides, activations, init.
 
 Parameter counts are taken on the meta device (no memory, no forward), so even WRN-34-20
 (184.5M parameters) is checked in the default run. Forward passes use thin models: spatial

@@ -1,4 +1,4 @@
-"""DARTS-space networks (plugins/darts.py, registries/architectures-darts.toml).
+"""DARTS-space networks (plugins/darts/, registries/architectures-darts.toml).
 
 Genotypes are taken from the registered factory's params model, as a suite would: the tests go
 through ``components`` (the loaded plugins), never import the plugin module. Parameter counts are

@@ -134,7 +134,8 @@ def darts_model(genotype, C: int = 4, layers: int = 3) -> nn.Module:
 
 
 def test_edge_constants_of_the_darts_ops():
-    from plugins.darts import Edge, FactorizedReduce, SepConv
+    from plugins.darts.network import Edge
+    from plugins.darts.ops import FactorizedReduce, SepConv
     from plugins.metrics import SpectralParams, edge_lipschitz, layer_inputs
 
     params, generator = SpectralParams(iterations=200), torch.Generator().manual_seed(0)
