@@ -1,4 +1,4 @@
-"""timm transformers and modern nets (plugins/timm_models.py, registries/architectures-timm.toml).
+"""timm transformers and modern nets (plugins/timm_models/, registries/architectures-timm.toml).
 
 Parameter counts are taken on the meta device (no memory, no init, no forward). Forward passes
 use each factory's tiny ``test_params``: the geometry (img_size, patches, windows, strides) does
@@ -20,7 +20,7 @@ DIGITS = (1, 8, 8)
 
 @pytest.fixture(scope="module")
 def plugin(components):
-    """The plugin module as the harness loaded it, for its pure functions."""
+    """The plugin package as the harness loaded it, for its modules' pure functions."""
     return components.pm.get_plugin("timm_models")
 
 
@@ -137,14 +137,15 @@ def test_every_preset_has_a_count_and_fits_its_scale(components):
 ])
 def test_adapted_kwargs(components, plugin, family, shape, expected):
     _, params = params_of(components, family)
-    assert plugin.adapted_kwargs(family, params, shape) == expected
+    assert plugin.geometry.adapted_kwargs(family, params, shape) == expected
 
 
 def test_explicit_params_and_kwargs_win_over_the_adaptation(components, plugin):
     _, params = params_of(components, "vit", patch_size=1, kwargs={"depth": 2})
-    assert plugin.adapted_kwargs("vit", params, DIGITS) == {"img_size": (8, 8), "patch_size": 1, "depth": 2}
+    assert plugin.geometry.adapted_kwargs("vit", params, DIGITS) == {"img_size": (8, 8), "patch_size": 1,
+                                                                     "depth": 2}
     _, params = params_of(components, "vit", kwargs={"patch_size": 8, "img_size": 16})
-    assert plugin.adapted_kwargs("vit", params, CIFAR) == {"img_size": 16, "patch_size": 8}
+    assert plugin.geometry.adapted_kwargs("vit", params, CIFAR) == {"img_size": 16, "patch_size": 8}
 
 
 def test_built_models_use_the_adapted_geometry(components):
@@ -200,24 +201,24 @@ def test_input_rule_agrees_with_a_real_forward(components, plugin, family):
     entry = components.architectures.get(family)
     params = entry.make_params(entry.test_params)
     for shape in [(1, s, s) for s in SIDES] + [(1, 16, 32), (1, 32, 64)]:
-        rule = plugin.input_problem(family, params, shape)
-        kw = plugin.adapted_kwargs(family, params, shape)
+        rule = plugin.geometry.input_problem(family, params, shape)
+        kw = plugin.geometry.adapted_kwargs(family, params, shape)
         torch.manual_seed(0)
-        model = plugin._build_checked(family, params, 1, 10, kw)
+        model = plugin.builders.build_checked(family, params, 1, 10, kw)
         assert (rule is None) == _runs(model, shape), f"{family} at {shape}: rule says {rule!r}"
 
 
 def test_minimum_inputs(plugin, components):
-    assert {f: plugin.minimum_input(f) for f in FAMILIES} == {
+    assert {f: plugin.families.minimum_input(f) for f in FAMILIES} == {
         "vit": 1, "deit": 1, "cait": 1, "mlp-mixer": 1, "swin": 1, "pvt-v2": 1, "coatnet": 32,
         "levit": 16, "convnext": 8, "poolformer": 1, "convmixer": 1}
     _, stride4 = params_of(components, "poolformer", stem_stride=4)
-    assert plugin.minimum_input("poolformer", stride4) == 3
+    assert plugin.families.minimum_input("poolformer", stride4) == 3
     _, patch4 = params_of(components, "convnext", patch_size=4)
-    assert plugin.minimum_input("convnext", patch4) == 32
+    assert plugin.families.minimum_input("convnext", patch4) == 32
     for family in FAMILIES:  # conformance runs at digits size, or the smallest size above it
         entry = components.architectures.get(family)
-        side = max(8, plugin.minimum_input(family))
+        side = max(8, plugin.families.minimum_input(family))
         assert entry.test_input_shape == (1, side, side), family
 
 
