@@ -1,4 +1,4 @@
-"""Training defenses (plugins/defenses.py): losses against hand computations, AWP's exact weight
+"""Training defenses (plugins/defenses/): losses against hand computations, AWP's exact weight
 restoration, Fast-AT's catastrophic-overfitting detector, Free-AT's replays, the recipe presets.
 """
 
