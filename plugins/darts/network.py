@@ -143,7 +143,7 @@ class DartsNetwork(nn.Module):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
         self.out_channels = c_prev
-        #: Submodule whose output is the final feature map before global pooling (as in cnns.py).
+        #: Submodule whose output is the final feature map before global pooling (as on cnns backbones).
         self.feature_map_module = f"cells.{layers - 1}"
 
     def feature_map_shape(self, input_shape: tuple[int, ...]) -> tuple[int, int, int]:

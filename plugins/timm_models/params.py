@@ -1,5 +1,4 @@
-"""The factories' parameter models; every one takes ``kwargs``, timm keyword overrides.
-"""
+"""The factories' parameter models; every one takes ``kwargs``, timm keyword overrides."""
 
 from __future__ import annotations
 

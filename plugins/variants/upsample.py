@@ -2,15 +2,15 @@
 
 The larger-feature-map study (Xu et al., arXiv 2202.12435, rcm's ``ADArch``): normalise →
 ``F.interpolate(scale, mode)`` → backbone, inside the model, so attacks still work on the
-original resolution. On a ``harness.normalized``
-model (a ``Normalize`` at ``model.normalize`` followed by ``model.backbone``) the
-interpolation is fused into that ``normalize`` module (same state_dict keys); any other model
-is wrapped whole, interpolating its [0,1] input before it. For a model that starts with a
-per-channel affine normalization the two orders are the same function (interpolation weights
-sum to one), up to float rounding. A ``Linear`` layer sized for the original maps (a
-Flatten → Linear head such as the small CNN's) is re-sized for the larger maps with PyTorch's
-default initialisation (the model is untrained when variants run); a model that still cannot
-take the larger input (a ViT with a fixed ``img_size``) is an error naming the reason.
+original resolution. On a ``harness.normalized`` model (a ``Normalize`` at ``model.normalize``
+followed by ``model.backbone``) the interpolation is fused into that ``normalize`` module (same
+state_dict keys); any other model is wrapped whole, interpolating its [0,1] input before it. For
+a model that starts with a per-channel affine normalization the two orders are the same function
+(interpolation weights sum to one), up to float rounding. A ``Linear`` layer sized for the
+original maps (a Flatten → Linear head such as the small CNN's) is re-sized for the larger maps
+with PyTorch's default initialisation (the model is untrained when variants run); a model that
+still cannot take the larger input (a ViT with a fixed ``img_size``) is an error naming the
+reason.
 """
 
 from __future__ import annotations
