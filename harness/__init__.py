@@ -1,7 +1,8 @@
 """robust-harness: adversarially train architectures and evaluate them against many attacks.
 
 The public API — what plugins, scripts and notebooks may use — is this package's ``__all__``
-plus ``harness.toolkits`` (chores shared by toolkit-wrapping plugins). Every other module is
+plus ``harness.toolkits`` (chores shared by toolkit-wrapping plugins) and ``harness.testing``
+(conformance checks for plugin authors). Every other module is
 engine detail and may change; ``tests/engine/test_layout.py`` keeps the built-in plugins within
 the public API.
 
@@ -11,7 +12,7 @@ The engine, in data-flow order (each module imports only modules above it):
     version        the harness version (part of every cell hash)
     kinds          the component kinds, one table for registries, hooks, catalogues and CLI
     threat         threat models, eps parsing and units, the engine's budget check
-    contracts      what plugins hand the engine: DataInfo, LoadedDataset, LocalFile, Attack…
+    contracts      data types plugins and the engine share: DataInfo, LoadedDataset, Params…
     flags          validity flags raised while a number is computed
     seeding        seeds and RNG state kept across side computations
     nn             Normalize: normalization inside the model
@@ -20,7 +21,7 @@ The engine, in data-flow order (each module imports only modules above it):
     specs          pydantic models of what users write (references, presets, recipes)
     suite          the suite file
     registry       typed registries plugins fill: add, get with did-you-mean, list, freeze
-    hookspecs      every hook a plugin can implement (the plugin reference)
+    hookspecs      every hook and every optional method (the plugin reference, as Protocols)
     paths          where the built-in plugins, catalogues and suites live
     pluginmanager  finding and loading plugins: built-in folder, entry points, extra folders
     catalogue      registries/*.toml presets
@@ -46,13 +47,23 @@ The engine, in data-flow order (each module imports only modules above it):
     crosscheck     two implementations of one attack on the same models
     matrix         the cross-attack matrix rebuilt from the database
     report         the matrix as Markdown, HTML, CSV, JSON and plots
+    testing        conformance checks for plugin authors (public)
+    pytest_plugin  the pytest plugin: a harness_case per component of your plugins
     cli            the command line
 """
 
-from harness.contracts import Attack, DataInfo, Defense, LoadedDataset, LocalFile
+from harness.contracts import DataInfo, LoadedDataset, LocalFile, Params
 from harness.errors import ContractViolation, PluginError, UserError
 from harness.flags import raise_flag
-from harness.hookspecs import hookimpl
+from harness.hookspecs import (
+    Attack,
+    Defense,
+    Measure,
+    OptionalAttackMethods,
+    OptionalDefenseMethods,
+    OptionalModuleMethods,
+    hookimpl,
+)
 from harness.nn import Normalize, normalized
 from harness.threat import StepSize, ThreatModel, parse_eps
 from harness.version import __version__
@@ -64,7 +75,12 @@ __all__ = [
     "Defense",
     "LoadedDataset",
     "LocalFile",
+    "Measure",
     "Normalize",
+    "OptionalAttackMethods",
+    "OptionalDefenseMethods",
+    "OptionalModuleMethods",
+    "Params",
     "PluginError",
     "StepSize",
     "ThreatModel",

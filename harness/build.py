@@ -15,8 +15,9 @@ from torch import nn
 
 from harness.cells import Resolved, ResolvedRecipe
 from harness.components import Components
-from harness.contracts import DataInfo, Defense, LoadedDataset
+from harness.contracts import DataInfo, LoadedDataset
 from harness.guard import GuardedAttack
+from harness.hookspecs import Defense, Measure
 from harness.registry import Entry
 
 
@@ -56,6 +57,5 @@ def build_defense(components: Components, recipe: ResolvedRecipe,
                        attack)
 
 
-def build_metric(components: Components, metric: Resolved) -> Any:
-    """``measure(model, x, y, info) -> {name: value}``."""
+def build_metric(components: Components, metric: Resolved) -> Measure:
     return instantiate(components.metrics.get(metric.factory), metric.params)

@@ -19,6 +19,7 @@ import torch
 from harness.specs import Recipe
 from harness.suite import EvaluationSettings, LoadedSuite, Suite
 from harness.threat import ThreatModel
+from harness.tomlfile import Where
 from harness.version import __version__
 
 
@@ -41,10 +42,15 @@ class Resolved:
     minimum_norm: bool = False  # attacks only
     variants: tuple[Resolved, ...] = ()  # architectures only
     files: tuple[tuple[str, str], ...] = ()  # (param, sha256) of each LocalFile param
+    source: str | None = None  # sha256 of the plugin's code, for plugins loaded from a folder
+    #: where an attack's eps was written (the suite, or a catalogue preset): not hashed
+    eps_where: Where | None = field(default=None, compare=False)
 
     def config(self) -> dict[str, Any]:
         out: dict[str, Any] = {"factory": self.factory, "params": self.params,
                                "plugin": self.plugin, "version": self.version}
+        if self.source:
+            out["plugin_source_sha256"] = self.source
         if self.files:
             out["file_sha256"] = dict(self.files)
         if self.threat is not None:

@@ -68,7 +68,9 @@ def check_attack(components: Components, attack: Resolved, shape: tuple[int, ...
     if attack.threat is not None:
         problem = check_eps_unit(attack.threat.norm, attack.threat.eps, shape)
         if problem:
-            raise where.child("eps").error(f"{problem} (dataset {dataset!r})")
+            at = attack.eps_where or where.child("eps")
+            used = "" if at == where.child("eps") else f"; used by {where}"
+            raise at.error(f"{problem} (dataset {dataset!r}{used})")
     try:
         built = build_attack(components, attack).attack
     except ValueError as error:

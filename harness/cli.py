@@ -18,7 +18,8 @@ def plugin_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Options every command shares: where plugins and catalogues come from."""
     options = [
         click.option("--plugins-dir", "plugins_dirs", multiple=True,
-                     type=click.Path(path_type=Path), help="Extra plugin folder (repeatable)."),
+                     type=click.Path(path_type=Path),
+                     help="Extra plugin folder or file (repeatable)."),
         click.option("--catalogue", "catalogues", multiple=True, type=click.Path(path_type=Path),
                      help="Extra catalogue TOML file (repeatable)."),
         click.option("--block-plugin", "blocked", multiple=True, metavar="NAME",
@@ -298,6 +299,32 @@ def crosscheck(suite: Path, first: str, second: str, output: Path | None, eps: f
     over = [r for r in results if r.gap_points > tolerance]
     if over:
         click.echo(f"\n{len(over)} model(s) above the {tolerance:g} pp tolerance", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("target")
+@plugin_options
+def check(target: str, plugins_dirs, catalogues, blocked) -> None:
+    """Run the conformance checks on what TARGET provides: a plugin file, a plugin package
+    folder, a folder of plugins, or an installed plugin's name. Exit 1 if any check fails."""
+    from harness.testing import all_cases, iter_results, load_target
+
+    try:
+        components, names = load_target(target)
+    except UserError as error:  # a plugin that does not even load fails its check
+        click.echo(f"FAIL  {error}")
+        sys.exit(1)
+    if not names or not (cases := all_cases(components, names)):
+        raise UserError(f"{target}: provides no component to check (no harness_register_* "
+                        "hook registered anything)")
+    counts = {"ok": 0, "fail": 0, "skip": 0}
+    for case, outcome, detail in iter_results(cases):
+        counts[outcome] += 1
+        click.echo(f"{outcome.upper():5} {case}" + (f": {detail}" if detail else ""))
+    click.echo(f"\n{plural(len(cases), 'check')}: {counts['ok']} ok, {counts['fail']} failed, "
+               f"{counts['skip']} skipped")
+    if counts["fail"]:
         sys.exit(1)
 
 

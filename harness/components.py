@@ -13,7 +13,7 @@ from harness.errors import PluginError, UserError
 from harness.kinds import KINDS
 from harness.pluginmanager import HarnessPluginManager
 from harness.registry import (
-    ENTRY_TYPES,
+    REGISTRY_TYPES,
     ArchitectureEntry,
     AttackEntry,
     DatasetEntry,
@@ -77,19 +77,20 @@ class Components:
 def collect_registries(pm: HarnessPluginManager) -> dict[str, Registry[Any]]:
     """Call each plugin's registration hooks separately, so every entry is stamped with it."""
     registries: dict[str, Registry[Any]] = {}
-    for name, entry_type in ENTRY_TYPES.items():
+    for name, registry_type in REGISTRY_TYPES.items():
         hook_name = KINDS[name].hook
-        registry: Registry[Any] = Registry(entry_type)
+        registry = registry_type()
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
-            registry.current_plugin = impl.plugin_name
-            registry.current_version = pm.infos[impl.plugin_name].version
+            info = pm.infos[impl.plugin_name]
+            registry.current_plugin, registry.current_version = info.name, info.version
+            registry.current_source = info.source_sha256
             try:
                 impl.function(**{arg: registry for arg in impl.argnames})
-            except PluginError:
-                raise
+            except PluginError as exc:
+                raise PluginError(f"{info.location}: {exc}") from None
             except Exception as exc:
                 raise PluginError(
-                    f"plugin {impl.plugin_name!r} failed in {hook_name}: "
+                    f"{info.location}: plugin {impl.plugin_name!r} failed in {hook_name}: "
                     f"{type(exc).__name__}: {exc}"
                 ) from exc
         registry.freeze()

@@ -1,12 +1,11 @@
-"""What plugins hand the engine: the shapes of datasets, models, attacks and defenses."""
+"""The data types plugins and the engine exchange: dataset info and splits, params, local files."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Protocol
+from typing import Annotated
 
-import torch
-from torch import nn
+from pydantic import BaseModel, ConfigDict
 from torch.utils.data import Dataset
 
 
@@ -37,6 +36,13 @@ class LoadedDataset:
     info: DataInfo
 
 
+class Params(BaseModel):
+    """The base of every factory's params model: unknown keys are errors, so a misspelled
+    setting in a suite stops the run with the key's location instead of being ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class _LocalFileMark:
     """Marks a params field naming a local file (see ``LocalFile``)."""
 
@@ -47,16 +53,4 @@ LOCAL_FILE = _LocalFileMark()
 #: the planner puts the file's sha256 into the cell's hash, so a changed file is a new cell,
 #: never a stale stored result. Top-level fields only: ``x: LocalFile`` or ``LocalFile | None``.
 LocalFile = Annotated[str, LOCAL_FILE]
-
-
-class Attack(Protocol):
-    """``attack(model, x, y) -> x_adv``: model in eval mode, x in [0,1], same shape and dtype out."""
-
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
-
-
-class Defense(Protocol):
-    """A training method: the per-batch loss. The engine owns the loop, optimizer and schedule."""
-
-    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...
 

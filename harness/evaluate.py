@@ -92,7 +92,15 @@ def check_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     x = x.clone().requires_grad_(True)
     with torch.enable_grad():
         loss = nn.functional.cross_entropy(model(x), y, reduction="sum")
-        (grad,) = torch.autograd.grad(loss, x)
+        if not loss.requires_grad:  # argmax, one-hot, a detach: no path from input to loss
+            raise_flag("zero-gradients", "the loss has no gradient path to the input (a "
+                       "non-differentiable step such as argmax?): gradient attacks cannot run")
+            return
+        (grad,) = torch.autograd.grad(loss, x, allow_unused=True)
+    if grad is None:
+        raise_flag("zero-gradients", "the input is not used by the loss's graph: gradient "
+                   "attacks cannot run")
+        return
     zero = (grad.flatten(1).abs().sum(dim=1) == 0).float().mean()
     if zero > 0:
         raise_flag("zero-gradients", f"{100 * float(zero):.1f}% of checked examples have an "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import importlib.util
+import inspect
 import os
 import sys
 from collections.abc import Iterable
@@ -15,7 +16,7 @@ from types import ModuleType
 import pluggy
 
 from harness import hookspecs, paths
-from harness.errors import PluginError
+from harness.errors import PluginError, did_you_mean
 
 ENTRY_POINT_GROUP = "robust_harness"
 ENV_DISABLE_AUTOLOAD = "HARNESS_DISABLE_PLUGIN_AUTOLOAD"
@@ -31,6 +32,9 @@ class PluginInfo:
     location: str
     version: str
     hooks: tuple[str, ...]
+    #: A folder plugin's code, hashed into the cells of what it provides: editing a local
+    #: plugin recomputes exactly those cells. Built-ins and packages go by their version.
+    source_sha256: str | None = None
 
 
 def load_module_from_path(path: Path) -> ModuleType:
@@ -60,17 +64,61 @@ def load_module_from_path(path: Path) -> ModuleType:
     return module
 
 
-def plugin_files(directory: Path) -> list[Path]:
-    """The plugins a folder holds: every ``*.py`` and every package folder (one with an
-    ``__init__.py``) whose name does not start with an underscore."""
-    if not directory.is_dir():
+def plugin_files(location: Path) -> list[Path]:
+    """The plugins a location holds: a ``.py`` file or a package folder (one with an
+    ``__init__.py``) is one plugin; any other folder holds every ``*.py`` and package folder
+    in it whose name does not start with an underscore."""
+    if (location.is_file() and location.suffix == ".py") or (location / "__init__.py").is_file():
+        return [location]
+    if not location.is_dir():
+        what = "is not a .py file or a folder" if location.exists() else "does not exist"
         raise PluginError(
-            f"plugin directory {directory} does not exist; check the path "
+            f"plugin folder or file {location} {what}; check the path "
             "(relative paths in a suite are relative to the suite file)"
         )
-    found = list(directory.glob("*.py"))
-    found += [p for p in directory.iterdir() if (p / "__init__.py").is_file()]
+    found = list(location.glob("*.py"))
+    found += [p for p in location.iterdir() if (p / "__init__.py").is_file()]
     return sorted(p for p in found if not p.name.startswith("_"))
+
+
+def source_sha256(path: Path) -> str:
+    """The bytes of a plugin file, or of every ``.py`` file of a plugin package, with their
+    relative paths (a renamed module changes the digest too)."""
+    files = [path] if path.is_file() else sorted(path.rglob("*.py"))
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(str(file.relative_to(path.parent)).encode() + b"\0")
+        digest.update(file.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def hook_names() -> list[str]:
+    return sorted(name for name in vars(hookspecs) if name.startswith("harness_"))
+
+
+def check_hook_functions(module: ModuleType, location: str) -> None:
+    """What pluggy would report with a traceback, or not at all, as one line with the fix: a
+    hook whose name or arguments are not the spec's, or a hook function missing ``@hookimpl``."""
+    marker = f"{hookspecs.PROJECT}_impl"
+    for name, function in vars(module).items():
+        if not (name.startswith("harness_") and callable(function)):
+            continue
+        marked = hasattr(function, marker)
+        spec = getattr(hookspecs, name, None)
+        if spec is None:
+            if marked or name.startswith("harness_register"):
+                raise PluginError(f"{location}: unknown hook {name!r}."
+                                  f"{did_you_mean(name, hook_names())} The hooks are listed in "
+                                  "harness/hookspecs.py")
+            continue
+        if not marked:
+            raise PluginError(f"{location}: {name} is not marked as a hook, so it would never "
+                              "be called; put @hookimpl (from harness import hookimpl) above it")
+        wanted = list(inspect.signature(spec).parameters)
+        given = [p for p in inspect.signature(function).parameters if p != "self"]
+        if not set(given) <= set(wanted):
+            raise PluginError(f"{location}: {name}({', '.join(given)}) takes arguments the hook "
+                              f"does not have; write {name}({', '.join(wanted)})")
 
 
 def _env_list(name: str) -> list[str]:
@@ -103,7 +151,7 @@ class HarnessPluginManager(pluggy.PluginManager):
         return sorted(self.blocked_names - self.blocked_seen)
 
     def add_plugin(self, module: ModuleType, name: str, source: str, location: str,
-                   version: str = "0") -> None:
+                   version: str = "0", source_digest: str | None = None) -> None:
         if self.skip(name):
             return
         if name in self.infos:
@@ -112,18 +160,23 @@ class HarnessPluginManager(pluggy.PluginManager):
                 "rename one of the files"
             )
         version = str(getattr(module, "__version__", version))
-        self.register(module, name=name)
+        check_hook_functions(module, location)
+        try:
+            self.register(module, name=name)
+        except pluggy.PluginValidationError as exc:  # anything check_hook_functions missed
+            raise PluginError(f"{location}: {' '.join(str(exc).split())}") from None
         hooks = tuple(sorted(
             caller.name for caller in self.get_hookcallers(module) or []
         ))
-        self.infos[name] = PluginInfo(name, source, location, version, hooks)
+        self.infos[name] = PluginInfo(name, source, location, version, hooks, source_digest)
 
     def load_directory(self, directory: Path, source: str = "directory") -> None:
         for path in plugin_files(directory):
             if self.skip(path.stem):
                 continue
             module = load_module_from_path(path)
-            self.add_plugin(module, path.stem, source, str(path))
+            digest = source_sha256(path) if source == "directory" else None
+            self.add_plugin(module, path.stem, source, str(path), source_digest=digest)
 
     def load_entry_points(self) -> None:
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):

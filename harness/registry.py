@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
+from harness.contracts import Params
 from harness.errors import PluginError, UserError, did_you_mean
 from harness.kinds import KINDS, Kind
 from harness.threat import NORM_ORDER
 
 
-class NoParams(BaseModel):
+class NoParams(Params):
     """Parameter model of a factory that takes none: any key given is a mistake."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass(frozen=True)
@@ -34,13 +33,22 @@ class Entry:
     plugin: str = "?"
     #: Parameters that make the factory cheap enough for the conformance tests (timm style).
     test_params: dict[str, Any] = field(default_factory=dict)
+    #: sha256 of the plugin's source when it was loaded from a folder (part of cell hashes).
+    source_sha256: str | None = None
 
     def __post_init__(self) -> None:
+        where = f"{self.kind} {self.name!r} from plugin {self.plugin!r}"
+        if not callable(self.factory):
+            raise PluginError(f"{where}: the factory must be callable, got "
+                              f"{type(self.factory).__name__} {self.factory!r}")
         if not (isinstance(self.params, type) and issubclass(self.params, BaseModel)):
+            raise PluginError(f"{where}: params must be a subclass of harness.Params, got "
+                              f"{self.params!r}")
+        if self.params.model_config.get("extra") != "forbid":
             raise PluginError(
-                f"{self.kind} {self.name!r} from plugin {self.plugin!r}: params must be a "
-                f"pydantic BaseModel subclass, got {self.params!r}"
-            )
+                f"{where}: params model {self.params.__name__} ignores unknown keys, so a typo "
+                "in a suite would be silently dropped; derive it from harness.Params (or set "
+                'model_config = ConfigDict(extra="forbid"))')
 
     def make_params(self, values: dict[str, Any] | None = None) -> BaseModel:
         """Validate raw parameters against the factory's declared model (raises ValidationError)."""
@@ -164,41 +172,40 @@ class UnknownNameError(UserError):
 
 @dataclass
 class Registry(Generic[E]):
-    """Name → entry for one kind of component; filled by plugins, then frozen."""
+    """Name → entry for one kind of component; filled by plugins, then frozen.
+
+    Each kind's registry has its own typed ``add`` (below), so an editor completes the keyword
+    arguments a plugin may pass.
+    """
 
     entry_type: type[E]
     _entries: dict[str, E] = field(default_factory=dict)
     _frozen: bool = False
     current_plugin: str = "?"
     current_version: str = "0"
+    current_source: str | None = None
 
     @property
     def kind(self) -> Kind:
         return self.entry_type.kind
 
-    def add(self, name: str, factory: Callable[..., Any], **metadata: Any) -> E:
+    def _add(self, name: str, factory: Callable[..., Any], **metadata: Any) -> E:
         """Register ``factory`` under ``name``; a name taken by another plugin is an error."""
         if self._frozen:
             raise PluginError(f"{self.kind} registry is frozen; register {name!r} from a hook")
         if not isinstance(name, str) or not name:
-            raise PluginError(f"plugin {self.current_plugin!r}: {self.kind} name must be a string")
+            raise PluginError(f"plugin {self.current_plugin!r}: {self.kind} name must be a "
+                              f"non-empty string, got {name!r}")
         if name in self._entries:
             other = self._entries[name].plugin
             raise PluginError(
                 f"{self.kind} {name!r} is registered by both {other!r} and "
                 f"{self.current_plugin!r}; rename one or block a plugin with --block-plugin"
             )
-        metadata.setdefault("version", self.current_version)
-        if "norms" in metadata:
-            metadata["norms"] = tuple(metadata["norms"])
-        for key in ("input_shape", "test_input_shape"):
-            if key in metadata:
-                metadata[key] = tuple(metadata[key])
-        try:
-            entry = self.entry_type(name=name, factory=factory, plugin=self.current_plugin,
-                                    **metadata)
-        except TypeError as exc:
-            raise PluginError(f"plugin {self.current_plugin!r}, {self.kind} {name!r}: {exc}") from None
+        metadata["test_params"] = dict(metadata.get("test_params") or {})
+        entry = self.entry_type(name=name, factory=factory, plugin=self.current_plugin,
+                                version=self.current_version, source_sha256=self.current_source,
+                                **metadata)
         self._entries[name] = entry
         return entry
 
@@ -232,9 +239,93 @@ class Registry(Generic[E]):
         self._frozen = True
 
 
-#: The entry type of each registered kind (``KINDS`` order).
-ENTRY_TYPES: dict[str, type[Entry]] = {
-    entry_type.kind.name: entry_type
-    for entry_type in (DatasetEntry, ArchitectureEntry, VariantEntry, AttackEntry, DefenseEntry,
-                       MetricEntry)
+
+TestParams = Mapping[str, Any] | None
+
+
+@dataclass
+class DatasetRegistry(Registry[DatasetEntry]):
+    entry_type: type[DatasetEntry] = DatasetEntry
+
+    def add(self, name: str, factory: Callable[..., Any], *, params: type[Params] = NoParams,
+            input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10,
+            description: str = "", test_params: TestParams = None) -> DatasetEntry:
+        """``factory(params, root) -> LoadedDataset``; ``input_shape`` (C, H, W) and
+        ``num_classes`` are known without loading (budget units are checked against them)."""
+        return self._add(name, factory, params=params, input_shape=tuple(input_shape),
+                         num_classes=num_classes, description=description,
+                         test_params=test_params)
+
+
+@dataclass
+class ArchitectureRegistry(Registry[ArchitectureEntry]):
+    entry_type: type[ArchitectureEntry] = ArchitectureEntry
+
+    def add(self, name: str, factory: Callable[..., Any], *, params: type[Params] = NoParams,
+            check_input: Callable[[Any, tuple[int, ...]], str | None] | None = None,
+            test_input_shape: Sequence[int] = (1, 8, 8), description: str = "",
+            test_params: TestParams = None) -> ArchitectureEntry:
+        """``factory(params, info) -> nn.Module``; ``check_input(params, shape)`` says why an
+        input shape cannot work; ``test_input_shape`` is the smallest input for the checks."""
+        return self._add(name, factory, params=params, check_input=check_input,
+                         test_input_shape=tuple(test_input_shape), description=description,
+                         test_params=test_params)
+
+
+@dataclass
+class VariantRegistry(Registry[VariantEntry]):
+    entry_type: type[VariantEntry] = VariantEntry
+
+    def add(self, name: str, factory: Callable[..., Any], *, params: type[Params] = NoParams,
+            description: str = "", test_params: TestParams = None) -> VariantEntry:
+        """``factory(params, model, info) -> nn.Module``, keeping the model contract."""
+        return self._add(name, factory, params=params, description=description,
+                         test_params=test_params)
+
+
+@dataclass
+class AttackRegistry(Registry[AttackEntry]):
+    entry_type: type[AttackEntry] = AttackEntry
+
+    def add(self, name: str, factory: Callable[..., Any], *, params: type[Params] = NoParams,
+            norms: Sequence[str] = ("linf",), minimum_norm: bool = False,
+            black_box: bool = False, description: str = "",
+            test_params: TestParams = None) -> AttackEntry:
+        """``factory(params, threat) -> attack(model, x, y) -> x_adv`` for each of ``norms``;
+        ``minimum_norm`` attacks are scored at the budget; ``black_box`` ones use no gradients."""
+        return self._add(name, factory, params=params, norms=tuple(norms),
+                         minimum_norm=minimum_norm, black_box=black_box,
+                         description=description, test_params=test_params)
+
+
+@dataclass
+class DefenseRegistry(Registry[DefenseEntry]):
+    entry_type: type[DefenseEntry] = DefenseEntry
+
+    def add(self, name: str, factory: Callable[..., Any], *, params: type[Params] = NoParams,
+            needs_attack: bool = False, description: str = "",
+            test_params: TestParams = None) -> DefenseEntry:
+        """``factory(params, attack) -> defense``; ``attack`` is None unless ``needs_attack``."""
+        return self._add(name, factory, params=params, needs_attack=needs_attack,
+                         description=description, test_params=test_params)
+
+
+@dataclass
+class MetricRegistry(Registry[MetricEntry]):
+    entry_type: type[MetricEntry] = MetricEntry
+
+    def add(self, name: str, factory: Callable[..., Any], *, params: type[Params] = NoParams,
+            default: bool = False, description: str = "",
+            test_params: TestParams = None) -> MetricEntry:
+        """``factory(params) -> measure(model, x, y, info) -> {name: value}``; ``default``
+        metrics run when a suite lists none."""
+        return self._add(name, factory, params=params, default=default,
+                         description=description, test_params=test_params)
+
+
+#: The registry of each registered kind, in ``KINDS`` order.
+REGISTRY_TYPES: dict[str, type[Registry[Any]]] = {
+    registry.entry_type.kind.name: registry
+    for registry in (DatasetRegistry, ArchitectureRegistry, VariantRegistry, AttackRegistry,
+                     DefenseRegistry, MetricRegistry)
 }

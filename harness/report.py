@@ -35,6 +35,18 @@ def markdown_table(matrix: Matrix) -> str:
     return "\n".join(lines)
 
 
+def versions_line(env: dict) -> str:
+    """The libraries and plugins that produced the numbers (a plugin loaded from a folder is
+    shown with the start of its source digest)."""
+    libraries = ", ".join(f"{name} {version}" for name, version in
+                          env.get("libraries", {}).items())
+    plugins = ", ".join(
+        f"{name} {info['version']}" + (f" ({info['source_sha256'][:12]})"
+                                       if info.get("source_sha256") else "")
+        for name, info in env.get("plugins", {}).items())
+    return f"{libraries or 'library versions not recorded'}; plugins: {plugins or 'not recorded'}"
+
+
 def render_markdown(matrix: Matrix, store: Store) -> str:
     run = store.run(matrix.run_id)
     env = json.loads(run["environment_json"])
@@ -47,9 +59,8 @@ def render_markdown(matrix: Matrix, store: Store) -> str:
         f"({how}), and the worst case over all attacks per example. Seeds are averaged; — marks "
         "a missing or failed cell; ⚑ marks a number qualified by a flag listed below.", "",
         markdown_table(matrix), "",
-        f"Suite file: `{run['suite_path']}`; status: {run['status']}; "
-        f"harness {env.get('harness')}, torch {env.get('torch')}, "
-        f"torchattacks {env.get('torchattacks', '?')}.",
+        f"Suite file: `{run['suite_path']}`; status: {run['status']}; harness "
+        f"{env.get('harness')}; {versions_line(env)}.",
     ]
     if matrix.median_norms:
         lines += ["", "## Minimum-norm attacks: median perturbation norm of fooled examples", ""]

@@ -43,7 +43,8 @@ def resolve_component(components: Components, kind: str, ref: ComponentRef, wher
                               where.child("variants", i))
             for i, v in enumerate(listed))
     return Resolved(kind, ref.label or ref.name, factory, params, entry.plugin, entry.version,
-                    variants=variants, files=local_file_digests(entry.make_params(params)))
+                    variants=variants, files=local_file_digests(entry.make_params(params)),
+                    source=entry.source_sha256)
 
 
 def resolve_attacks(components: Components, ref: AttackRef | TrainAttack, where: Where
@@ -65,6 +66,9 @@ def resolve_attacks(components: Components, ref: AttackRef | TrainAttack, where:
     eps_value = ref.eps if ref.eps is not None else (preset.spec.eps if preset else None)
     if eps_value is None:
         raise where.child("eps").error(f"attack {ref.name!r} needs a budget; add eps = ...")
+    # A budget taken from a preset is blamed on the preset when it is wrong for the data.
+    eps_where = (where.child("eps") if ref.eps is not None or preset is None else
+                 Where(str(preset.source), ("attacks", preset.name, "eps")))
     eps_list = eps_value if isinstance(eps_value, list) else [eps_value]
     resolved = []
     for eps in eps_list:
@@ -72,32 +76,38 @@ def resolve_attacks(components: Components, ref: AttackRef | TrainAttack, where:
             raise where.child("eps").error(f"eps must be >= 0, got {eps:g}")
         label = f"{base.label}@{eps:g}" if len(eps_list) > 1 else base.label
         resolved.append(replace(base, label=label, threat=ThreatModel(norm=norm, eps=eps),
-                                minimum_norm=entry.minimum_norm))
+                                minimum_norm=entry.minimum_norm, eps_where=eps_where))
     return resolved
 
 
-def resolve_recipe_spec(components: Components, recipe: Recipe, where: Where,
-                        label: str = "") -> ResolvedRecipe:
+def resolve_recipe_spec(components: Components, recipe: Recipe, where: Where, label: str = "",
+                        attack_where: Where | None = None,
+                        validation_where: Where | None = None) -> ResolvedRecipe:
+    """``attack_where``/``validation_where``: where the recipe's attacks were written, when
+    that is a catalogue preset rather than ``where``."""
     defense_entry = components.entry("defenses", recipe.defense, where.child("defense"))
     defense_params = components.validated_params(
         defense_entry, recipe.defense_params, where.child("defense_params"))
     defense = Resolved("defenses", recipe.defense, recipe.defense, defense_params,
                        defense_entry.plugin, defense_entry.version,
-                       files=local_file_digests(defense_entry.make_params(defense_params)))
+                       files=local_file_digests(defense_entry.make_params(defense_params)),
+                       source=defense_entry.source_sha256)
     attack = None
     if defense_entry.needs_attack:
         if recipe.attack is None:
             raise where.child("attack").error(
                 f"defense {recipe.defense!r} trains against an attack; add attack = "
                 "{ name = \"pgd\", norm = \"linf\", eps = 0.1, params = { steps = 7 } }")
-        attack = resolve_attacks(components, recipe.attack, where.child("attack"))[0]
+        attack = resolve_attacks(components, recipe.attack,
+                                 (attack_where or where).child("attack"))[0]
     elif recipe.attack is not None:
         raise where.child("attack").error(
             f"defense {recipe.defense!r} does not use a training attack; remove attack")
     validation_attack = None
     if recipe.validation is not None and recipe.validation.attack is not None:
-        validation_attack = resolve_attacks(components, recipe.validation.attack,
-                                            where.child("validation", "attack"))[0]
+        validation_attack = resolve_attacks(
+            components, recipe.validation.attack,
+            (validation_where or where).child("validation", "attack"))[0]
     return ResolvedRecipe(label, recipe, defense, attack, validation_attack)
 
 
@@ -109,7 +119,10 @@ def resolve_recipe(components: Components, ref: RecipeRef, where: Where) -> Reso
         raise where.child("name").error(str(unknown))
     base = preset.spec.model_dump(exclude_unset=True) if preset else {}
     recipe = validate(Recipe, {**base, **overrides}, where)
-    return resolve_recipe_spec(components, recipe, where, ref.label or ref.name)
+    origin = Where(str(preset.source), ("recipes", preset.name)) if preset else None
+    return resolve_recipe_spec(components, recipe, where, ref.label or ref.name,
+                               attack_where=None if "attack" in overrides else origin,
+                               validation_where=None if "validation" in overrides else origin)
 
 
 def resolve_metrics(components: Components, loaded: LoadedSuite, where: Where) -> list[MetricSpec]:

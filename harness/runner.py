@@ -24,7 +24,7 @@ from harness.contracts import LoadedDataset
 from harness.data import as_tensors, to_device
 from harness.errors import UserError
 from harness.evaluate import check_model, clean_correct, run_attack
-from harness.flags import collect_flags
+from harness.flags import collect_flags, raise_flag
 from harness.seeding import preserved_rng
 from harness.store import Store, unpack_bools
 from harness.train import PROBE_SEED, train
@@ -73,6 +73,13 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"
 
 
+def _no_input_gradient(exc: BaseException) -> bool:
+    """Autograd's ways of saying the loss does not depend differentiably on the input."""
+    return isinstance(exc, RuntimeError) and any(
+        text in str(exc) for text in ("does not require grad", "not have been used in the graph",
+                                      "does not have a grad_fn"))
+
+
 def _dataset_key(resolved: Resolved) -> str:
     return repr((resolved.factory, sorted(resolved.params.items())))
 
@@ -109,8 +116,11 @@ class Runner:
                 run_cells: Callable[[Plan, RunSummary], None] | None = None) -> RunSummary:
         """Record a run around ``run_cells`` (default: every train cell here, in order; an
         executor may run them elsewhere)."""
+        plugins = {info.name: {"version": info.version, "source": info.source,
+                               "source_sha256": info.source_sha256}
+                   for info in self.components.pm.infos.values()}
         summary = RunSummary(self.store.start_run(plan.suite.name, plan.suite.path,
-                                                  plan_record(plan, self.components)))
+                                                  plan_record(plan, self.components), plugins))
         status = "interrupted"
         try:
             (run_cells or self.run_cells)(plan, summary)
@@ -276,6 +286,9 @@ class Runner:
                 raise
             except Exception as exc:
                 outcome, error = None, describe_error(exc)
+                if _no_input_gradient(exc):
+                    raise_flag("zero-gradients", "the attack found no gradient path from the "
+                               "input to the loss (a non-differentiable model?)")
         if outcome is None:
             self.store.record_eval(e.hash, e.train.hash, e.config(), e.attack.label,
                                    status="failed", mode=e.mode, error=error, flags=flags)

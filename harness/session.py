@@ -33,6 +33,5 @@ def load_suite_components(suite: LoadedSuite, plugin_dirs: Iterable[Path] = (),
                           catalogue_files: Iterable[Path] = (), blocked: Iterable[str] = ()
                           ) -> Components:
     """The components a suite runs with: the command line's, then the suite's own."""
-    return load_components([*plugin_dirs, *suite.existing_paths("plugins", is_dir=True)],
-                           [*catalogue_files, *suite.existing_paths("catalogues", is_dir=False)],
-                           blocked)
+    return load_components([*plugin_dirs, *suite.existing_paths("plugins")],
+                           [*catalogue_files, *suite.existing_paths("catalogues")], blocked)

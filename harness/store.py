@@ -7,6 +7,7 @@ the cell in progress and never leaves a half-written result.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import platform
 import sqlite3
@@ -108,23 +109,33 @@ def unpack_bools(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.uint8).astype(bool)
 
 
-def environment() -> dict[str, Any]:
-    """What a reader of the results needs to know about where they were computed."""
+#: The libraries whose versions can change a number (read from package metadata, not imported).
+LIBRARIES = ("torch", "torchvision", "torchattacks", "pyautoattack",
+             "adversarial-robustness-toolbox", "timm", "robustbench", "numpy", "scipy",
+             "scikit-learn", "pydantic", "pluggy", "safetensors")
+
+
+def environment(plugins: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What a reader of the results needs to know about where they were computed: machine,
+    library versions, and each plugin's version (and source digest for folder plugins)."""
     env: dict[str, Any] = {
         "harness": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
         "platform": platform.platform(), "cuda": torch.cuda.is_available(),
         "threads": torch.get_num_threads(),
+        "libraries": {name: version for name in LIBRARIES
+                      if (version := _installed_version(name)) is not None},
+        "plugins": plugins or {},
     }
-    for package in ("torchattacks", "numpy", "scikit-learn"):
-        try:
-            from importlib.metadata import version
-
-            env[package] = version(package)
-        except Exception:
-            continue
     if torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name(0)
     return env
+
+
+def _installed_version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 @dataclass
@@ -170,13 +181,14 @@ class Store:
 
     # --- runs ---
 
-    def start_run(self, suite_name: str, suite_path: Path, plan: dict[str, Any]) -> int:
+    def start_run(self, suite_name: str, suite_path: Path, plan: dict[str, Any],
+                  plugins: dict[str, dict[str, Any]] | None = None) -> int:
         with self.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO runs (suite_name, suite_path, suite_text, plan_json, "
                 "environment_json, started, status) VALUES (?, ?, ?, ?, ?, ?, 'running')",
                 (suite_name, str(suite_path), suite_path.read_text(encoding="utf-8"),
-                 json.dumps(plan), json.dumps(environment()), time.time()))
+                 json.dumps(plan), json.dumps(environment(plugins)), time.time()))
             return int(cursor.lastrowid)
 
     def finish_run(self, run_id: int, status: str) -> None:

@@ -35,7 +35,8 @@ class Suite(BaseModel):
     name: str | None = Field(default=None, description="Defaults to the file name.")
     description: str = ""
     plugins: list[str] = Field(
-        default_factory=list, description="Extra plugin folders, relative to the suite file.")
+        default_factory=list,
+        description="Extra plugin folders or files, relative to the suite file.")
     catalogues: list[str] = Field(
         default_factory=list, description="Extra catalogue TOML files, relative to the suite file.")
     seeds: list[int] = Field(default=[0], min_length=1)
@@ -78,13 +79,15 @@ class LoadedSuite(BaseModel):
         candidate = Path(item).expanduser()
         return candidate if candidate.is_absolute() else (self.path.parent / candidate)
 
-    def existing_paths(self, key: str, is_dir: bool) -> list[Path]:
-        """The suite's ``plugins`` or ``catalogues`` entries, resolved; a missing one is an error."""
+    def existing_paths(self, key: str) -> list[Path]:
+        """The suite's ``plugins`` (folders or files) or ``catalogues`` entries, resolved; a
+        missing one is an error."""
+        plugins = key == "plugins"
+        what = "plugin folder or file" if plugins else "catalogue file"
         paths = []
         for i, item in enumerate(getattr(self.suite, key)):
             path = self.relative(item)
-            if not (path.is_dir() if is_dir else path.is_file()):
-                what = "plugin folder" if is_dir else "catalogue file"
+            if not (path.exists() if plugins else path.is_file()):
                 raise Where(str(self.path), (key, i)).error(
                     f"{what} {path} does not exist; paths are relative to the suite file")
             paths.append(path)

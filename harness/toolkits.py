@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
+from harness.contracts import Params
 from harness.flags import raise_flag
 from harness.seeding import preserved_rng
 
@@ -25,7 +26,7 @@ from harness.seeding import preserved_rng
 from harness.threat import ABS_TOL, NORM_ORDER, REL_TOL, StepSize, perturbation_norms, within_budget
 
 __all__ = ["ABS_TOL", "NORM_NAMES", "NORM_ORDER", "REL_TOL", "TARGET_HELP", "IterativeParams",
-           "Target", "TargetedParams", "ToolkitParams", "count_classes", "finite_in_range",
+           "Target", "TargetedParams", "count_classes", "finite_in_range",
            "frozen_parameters", "kept_modes", "model_device", "model_dtype", "next_classes",
            "perturbation_norms", "preserved_rng", "select_targets", "within_budget"]
 
@@ -39,20 +40,13 @@ TARGET_HELP = ('"none": untargeted. "random": a random wrong class; "least-likel
                'scored untargeted (any wrong class).')
 
 
-class ToolkitParams(BaseModel):
-    """Base of a wrapper's parameter models: an unknown key is a suite error, not ignored, and
-    the shared parameter groups below combine with a plugin's own."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class TargetedParams(ToolkitParams):
+class TargetedParams(Params):
     """The ``targeted`` mode (see ``TARGET_HELP``), spelt the same by every toolkit wrapper."""
 
     targeted: Target = Field(default="none", description=TARGET_HELP)
 
 
-class IterativeParams(ToolkitParams):
+class IterativeParams(Params):
     """Iterations and step size of an iterative attack, with one default step for all toolkits
     (2.5*eps/steps, Madry et al.'s), so PGD-10 means the same step through any of them."""
 

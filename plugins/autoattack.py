@@ -47,11 +47,17 @@ from types import ModuleType
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch import nn
 
-from harness import ThreatModel, hookimpl, raise_flag
-from harness.toolkits import count_classes, frozen_parameters, model_device, preserved_rng
+from harness import Params, ThreatModel, hookimpl, raise_flag
+from harness.toolkits import (
+    NORM_NAMES,
+    count_classes,
+    frozen_parameters,
+    model_device,
+    preserved_rng,
+)
 
 __version__ = "1.1"  # 1.1: class counting forward in eval mode (BN statistics untouched)
 
@@ -68,7 +74,6 @@ VERSION_ATTACKS: dict[str, tuple[str, ...]] = {
 #: 4th, and a targeted attack needs one class besides the true one.
 MIN_CLASSES: dict[str, int] = {"apgd-ce": 2, "apgd-dlr": 3, "fab": 2, "square": 2, "apgd-t": 4,
                                "fab-t": 2}
-_NORM_NAMES = {"linf": "Linf", "l2": "L2", "l1": "L1"}
 #: Logger name used by pyautoattack (``logging.getLogger('auto-attack')`` in autoattack.py).
 LOGGER_NAME = "auto-attack"
 #: A substring of each check's warning (pyautoattack/checks.py) → the flag it raises.
@@ -83,9 +88,7 @@ CHECK_FLAGS: tuple[tuple[str, str], ...] = (
 )
 
 
-class AutoAttackParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AutoAttackParams(Params):
     version: Version = Field(
         default="standard", description="standard: APGD-CE, APGD-T, FAB-T, Square (RobustBench); "
         "plus: adds APGD-DLR and FAB with 5 restarts; rand: APGD-CE and APGD-DLR with EOT 20 for "
@@ -127,9 +130,7 @@ class AutoAttackParams(BaseModel):
         return tuple(self.attacks) if self.version == "custom" else VERSION_ATTACKS[self.version]
 
 
-class SquareAAParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SquareAAParams(Params):
     n_queries: int = Field(default=5000, ge=1, description="Query budget (AutoAttack: 5000).")
     n_restarts: int = Field(default=1, ge=1, description="Restarts on the examples not yet fooled.")
     seed: int = Field(default=0, description="Seed (reseeded per call).")
@@ -241,7 +242,7 @@ class AutoAttackRun:
         if p.version == "custom":
             kwargs["attacks"] = list(self.components)
         # device and eps always given: the defaults are 'cpu' and 0.3
-        aa = self.toolkit.AutoAttack(model, norm=_NORM_NAMES[self.threat.norm],
+        aa = self.toolkit.AutoAttack(model, norm=NORM_NAMES[self.threat.norm],
                                      eps=self.threat.eps, seed=p.seed, device=device, **kwargs)
         if p.n_restarts is not None:
             aa.apgd.n_restarts = aa.fab.n_restarts = aa.square.n_restarts = p.n_restarts

@@ -8,15 +8,13 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 from torch.utils.data import TensorDataset
 
-from harness import DataInfo, LoadedDataset, UserError, hookimpl
+from harness import DataInfo, LoadedDataset, Params, UserError, hookimpl
 
 
-class DigitsParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DigitsParams(Params):
     test_fraction: float = Field(default=0.2, gt=0, lt=1)
     split_seed: int = 0
 
@@ -50,9 +48,7 @@ def load_digits(params: DigitsParams, root: Path) -> LoadedDataset:
     return _tensor_splits(x[train_idx], y[train_idx], x[test_idx], y[test_idx], 10)
 
 
-class SyntheticParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SyntheticParams(Params):
     train_size: int = Field(default=512, ge=1)
     test_size: int = Field(default=128, ge=1)
     channels: int = Field(default=1, ge=1)
@@ -83,9 +79,7 @@ def load_synthetic(params: SyntheticParams, root: Path) -> LoadedDataset:
     return _tensor_splits(x_train, y_train, x_test, y_test, params.num_classes)
 
 
-class TorchvisionParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TorchvisionParams(Params):
     download: bool = Field(default=False, description="Fetch the files when they are missing.")
 
 
@@ -159,9 +153,7 @@ def _resized(size: int, channels: int = 3, crop_fraction: float = 1.0):
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-class ImagenetteParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ImagenetteParams(Params):
     image_size: int = Field(default=224, ge=8, description="Side of the square model input.")
     variant: Literal["full", "320px", "160px"] = Field(
         default="320px", description="Which fast.ai release to read (shorter side of the files).")
@@ -213,9 +205,7 @@ def _class_folders(folder: Path) -> list[str]:
     return sorted(entry.name for entry in folder.iterdir() if entry.is_dir())
 
 
-class ImageFolderParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ImageFolderParams(Params):
     path: str = Field(description="Folder holding train/ and test/, each with one subfolder of "
                                   "images per class (the same classes); relative to the working "
                                   "directory.")

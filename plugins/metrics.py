@@ -32,10 +32,10 @@ import math
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from harness import hookimpl
+from harness import Params, hookimpl
 from harness.toolkits import frozen_parameters
 
 __version__ = "2"  # 2: feature-map skips channels-last linears (ConvNeXt)
@@ -43,18 +43,14 @@ __version__ = "2"  # 2: feature-map skips channels-last linears (ConvNeXt)
 GLOBAL_END = ("Linear", "Flatten", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
 
 
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def parameter_count(params: _Params):
+def parameter_count(params: Params):
     def measure(model, x, y, info):
         return {"params": sum(p.numel() for p in model.parameters())}
 
     return measure
 
 
-def flop_count(params: _Params):
+def flop_count(params: Params):
     def measure(model, x, y, info):
         from torch.utils.flop_counter import FlopCounterMode
 
@@ -111,7 +107,7 @@ def final_feature_map(model: nn.Module, example: torch.Tensor) -> tuple[int, int
     return None
 
 
-def feature_map(params: _Params):
+def feature_map(params: Params):
     def measure(model, x, y, info):
         shape = final_feature_map(model, x[:1])
         if shape is None:
@@ -121,9 +117,7 @@ def feature_map(params: _Params):
     return measure
 
 
-class SparsityParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SparsityParams(Params):
     threshold: float = Field(default=0.01, gt=0, lt=1,
                              description="Relative to the layer's largest |w|.")
     per_layer: bool = False
@@ -163,9 +157,7 @@ def sparsity(params: SparsityParams):
     return measure
 
 
-class LipschitzParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class LipschitzParams(Params):
     eps: float = Field(default=8 / 255, gt=0)
     steps: int = Field(default=10, ge=1)
     step_size: float = Field(default=0.003, gt=0)
@@ -203,9 +195,7 @@ def lipschitz(params: LipschitzParams):
     return measure
 
 
-class SpectralParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SpectralParams(Params):
     iterations: int = Field(default=20, ge=1)
     seed: int = 0
 
@@ -324,11 +314,11 @@ def cell_bound(params: SpectralParams):
 
 @hookimpl
 def harness_register_metrics(registry):
-    registry.add("params", parameter_count, params=_Params, default=True,
+    registry.add("params", parameter_count, params=Params, default=True,
                  description="number of parameters")
-    registry.add("flops", flop_count, params=_Params, default=True,
+    registry.add("flops", flop_count, params=Params, default=True,
                  description="FLOPs of one forward pass on one example (torch flop counter)")
-    registry.add("feature-map", feature_map, params=_Params, default=True,
+    registry.add("feature-map", feature_map, params=Params, default=True,
                  description="C×H×W of the last feature map before global pooling")
     registry.add("sparsity", sparsity, params=SparsityParams, default=True,
                  description="weight sparsity: fraction below a relative threshold, Hoyer")

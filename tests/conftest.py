@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+pytest_plugins = ["pytester"]  # the plugin kit's tests run pytest on a plugin project
+
 #: The smallest valid suite over the built-ins: 1 train cell, 1 eval cell.
 MINIMAL_SUITE = """\
 datasets = ["digits"]

@@ -1,10 +1,9 @@
 import torch
-from pydantic import BaseModel
 
-from harness import hookimpl
+from harness import Params, hookimpl
 
 
-class NoiseParams(BaseModel):
+class NoiseParams(Params):
     tries: int = 10
 
 

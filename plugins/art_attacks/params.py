@@ -10,16 +10,16 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from harness import StepSize
-from harness.toolkits import TARGET_HELP, IterativeParams, Target, TargetedParams, ToolkitParams
+from harness import Params, StepSize
+from harness.toolkits import TARGET_HELP, IterativeParams, Target, TargetedParams
 
 
-class Batched(ToolkitParams):
+class Batched(Params):
     batch_size: int = Field(default=128, ge=1, description="Examples ART processes at once (ART's "
                             "own default is 32, or 1 for CW/DeepFool/EAD/JSMA/NewtonFool).")
 
 
-class Seeded(ToolkitParams):
+class Seeded(Params):
     seed: int | None = Field(
         default=None, description="None: ART draws from the global NumPy/random streams, which the "
         "harness seeds before every attack run. An integer reseeds them for each call (restored after).")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
+
+from harness import Params
 
 from .backbone import Backbone, strides_field
 
@@ -45,9 +47,7 @@ class AlexNet(Backbone):
         return self.classifier(self.avgpool(self.features(x)).flatten(1))
 
 
-class AlexNetParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class AlexNetParams(Params):
     width: int = Field(default=64, ge=1, description="Channels of the first conv (64 = standard).")
     strides: str = strides_field(4, "2222", "Stride of conv1 and of the 3 max-pools (1122: larger "
                                              "maps)")

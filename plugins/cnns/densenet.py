@@ -6,8 +6,10 @@ import math
 from typing import Annotated
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
+
+from harness import Params
 
 from .backbone import Backbone, strides_field
 
@@ -79,9 +81,7 @@ class DenseNet(Backbone):
         return self.linear(self.avgpool(out).flatten(1))
 
 
-class DenseNetParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DenseNetParams(Params):
     blocks: list[Annotated[int, Field(ge=1)]] = Field(
         default=[6, 12, 24, 16], min_length=4, max_length=4,
         description="Layers in each of the 4 dense blocks ([6,12,24,16] = DenseNet-121).")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
+
+from harness import Params
 
 from .backbone import Backbone, init_like_torchvision, strides_field
 
@@ -72,9 +74,7 @@ class MobileNetV2(Backbone):
         return self.classifier(self.pool(self.features(x)).flatten(1))
 
 
-class MobileNetV2Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MobileNetV2Params(Params):
     width_mult: float = Field(default=1.0, gt=0, description="Channel multiplier (rounded to 8s).")
     strides: str = strides_field(8, "11122121", "Stride of the stem and of the 7 stages")
     dropout: float = Field(default=0.2, ge=0, lt=1, description="Dropout before the classifier.")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
+
+from harness import Params
 
 from .backbone import Backbone, strides_field
 
@@ -96,9 +98,7 @@ class ResNet(Backbone):
         return self.head(self.stages(self.stem(x)))
 
 
-class ResNet18Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ResNet18Params(Params):
     width: int = Field(default=64, ge=1, description="Channels of the first stage (64 = standard).")
     strides: str = strides_field(4, "1222", "Stride of each of the 4 stages (1122: larger maps)")
 

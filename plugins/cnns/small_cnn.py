@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from harness import DataInfo, normalized
+from harness import DataInfo, Params, normalized
 
 
-class SmallCNNParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SmallCNNParams(Params):
     channels: int = Field(default=32, ge=1, description="Channels of the first conv (doubled next).")
     hidden: int = Field(default=128, ge=1, description="Width of the hidden fully connected layer.")
 

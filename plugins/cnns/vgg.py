@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
+
+from harness import Params
 
 from .backbone import Backbone, init_like_torchvision, strides_field
 
@@ -63,9 +65,7 @@ class VGG(Backbone):
         return self.classifier(self.avgpool(self.features(x)).flatten(1))
 
 
-class VGGParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class VGGParams(Params):
     depth: Literal[11, 13, 16, 19] = Field(default=16, description="VGG configuration A/B/D/E.")
     width: int = Field(default=64, ge=1, description="Channels of the first conv (64 = standard; "
                                                      "the others scale with it).")

@@ -6,8 +6,10 @@ import math
 from typing import Annotated, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
+
+from harness import Params
 
 from .backbone import Backbone, strides_field
 
@@ -112,9 +114,7 @@ class WideResNet(Backbone):
         return self.fc(self.global_pooling(out).flatten(1))
 
 
-class WideResNetParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class WideResNetParams(Params):
     depths: list[Annotated[int, Field(ge=1)]] = Field(
         default=[5, 5, 5], min_length=3, max_length=3,
         description="Blocks per stage [D1,D2,D3]; depth = 6·D + 4 when equal (d5-5-5 = WRN-34).")

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from torch import nn
 
-from harness import DataInfo, hookimpl, normalized
+from harness import DataInfo, Params, hookimpl, normalized
 
 from .genotypes import GENOTYPES, Genotype, canonical_genotype_name, resolve_genotype
 from .network import DartsNetwork
@@ -34,9 +34,7 @@ from .network import DartsNetwork
 __version__ = "1.1"  # 1.1: drop-path ramp and auxiliary loss applied by the trainer
 
 
-class DartsParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DartsParams(Params):
     genotype: str | Genotype = Field(
         default="DARTS_V2",
         description=f"A published genotype ({', '.join(GENOTYPES)}; case and -/_ do not matter) "

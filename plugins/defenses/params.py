@@ -4,32 +4,26 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from harness import StepSize
-
-
-class StrictParams(BaseModel):
-    """Unknown keys are errors: a misspelled parameter must not be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
+from harness import Params, StepSize
 
 
-class NoParams(StrictParams):
+class NoParams(Params):
     pass
 
 
-class TRADESParams(StrictParams):
+class TRADESParams(Params):
     beta: float = Field(default=6.0, ge=0, description="Weight of the KL robustness term "
                         "(1/lambda in Zhang et al. 2019; 6 on CIFAR-10).")
 
 
-class MARTParams(StrictParams):
+class MARTParams(Params):
     beta: float = Field(default=6.0, ge=0, description="Weight of the misclassification-aware KL "
                         "term (lambda in Wang et al. 2020; 6 on CIFAR-10).")
 
 
-class ALPParams(StrictParams):
+class ALPParams(Params):
     weight: float = Field(default=0.5, ge=0, description="Logit pairing weight (rcm --leverage 0.5).")
     clean_loss: bool = Field(default=True, description="Add CE on the clean batch (the mixed-batch "
                              "ALP of Kannan et al. and rcm); false pairs plain PGD-AT.")
@@ -38,7 +32,7 @@ class ALPParams(StrictParams):
         'norm; "mse": mean over logits of the squared difference (Kannan et al. code).')
 
 
-class FastATParams(StrictParams):
+class FastATParams(Params):
     collapse_drop: float = Field(
         default=0.2, gt=0, le=1, description="Flag catastrophic overfitting when the epoch's probe "
         "robust accuracy falls this much (absolute) below the best earlier epoch (Wong et al.'s "
@@ -48,7 +42,7 @@ class FastATParams(StrictParams):
         "after an earlier epoch reached it; 0 turns the check off.")
 
 
-class FreeATParams(StrictParams):
+class FreeATParams(Params):
     replays: int = Field(default=4, ge=1, description="m: optimizer steps per minibatch, each "
                          "also one signed-gradient step of the perturbation (Shafahi et al.: 8 "
                          "on CIFAR-10). Divide the epochs by m to keep the paper's budget.")
@@ -56,7 +50,7 @@ class FreeATParams(StrictParams):
         'Perturbation step per replay, absolute ("2/255") or relative ("eps"); the paper uses eps.'))
 
 
-class AWPParams(StrictParams):
+class AWPParams(Params):
     inner: Literal["pgd-at", "trades", "mart"] = Field(
         default="pgd-at", description="The training loss AWP perturbs the weights against.")
     gamma: float | None = Field(

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from harness import LocalFile
+from harness import LocalFile, Params
 
 #: Keyword arguments that come from the dataset or from this plugin, never from ``kwargs``.
 RESERVED_KWARGS = ("num_classes", "in_chans", "pretrained", "pretrained_cfg_overlay", "checkpoint_path")
 
 
-class TimmKwargs(BaseModel):
+class TimmKwargs(Params):
     """``kwargs``: timm keyword overrides, shared by every factory of this plugin."""
-
-    model_config = ConfigDict(extra="forbid")
 
     kwargs: dict[str, Any] = Field(
         default_factory=dict,

@@ -10,19 +10,19 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from harness import StepSize
-from harness.toolkits import TARGET_HELP, IterativeParams, TargetedParams, ToolkitParams
+from harness import Params, StepSize
+from harness.toolkits import TARGET_HELP, IterativeParams, TargetedParams
 
 
-class RandomStart(ToolkitParams):
+class RandomStart(Params):
     random_start: bool = Field(default=True, description="Start from a uniform point of the ball.")
 
 
-class Seeded(ToolkitParams):
+class Seeded(Params):
     seed: int = Field(default=0, description="The toolkit's own seed (it reseeds its RNG per call).")
 
 
-class Restarts(ToolkitParams):
+class Restarts(Params):
     restarts: int = Field(default=1, ge=1, description="Restarts (on the examples not yet fooled).")
 
 
@@ -138,7 +138,7 @@ class SquareParams(Seeded, Restarts, TargetedParams):
     rescale_schedule: bool = Field(default=True, description="Scale the p schedule to the budget.")
 
 
-class AutoAttackParams(ToolkitParams):
+class AutoAttackParams(Params):
     version: Literal["standard", "plus", "rand"] = Field(
         default="standard", description="standard: APGD-CE, APGD-T, FAB-T, Square; plus adds "
         "restarts and APGD-DLR, FAB; rand: APGD-CE and -DLR with EOT 20.")
@@ -157,7 +157,7 @@ class SPSAParams(TargetedParams):
     max_batch_size: int = Field(default=64, ge=1, description="Directions evaluated at once.")
 
 
-class PIFGSMParams(ToolkitParams):
+class PIFGSMParams(Params):
     steps: int = Field(default=10, ge=1, description="Iterations (step eps/steps, amplified).")
     amplification: float = Field(default=10.0, gt=0, description="Step amplification factor beta.")
 
@@ -173,7 +173,7 @@ class CWParams(TargetedParams):
     lr: float = Field(default=0.01, gt=0, description="Adam learning rate in tanh space.")
 
 
-class DeepFoolParams(ToolkitParams):
+class DeepFoolParams(Params):
     steps: int = Field(default=50, ge=1, description="Linearisation steps.")
     overshoot: float = Field(default=0.02, ge=0, description="Overshoot past the boundary.")
 
@@ -195,7 +195,7 @@ class EADParams(TargetedParams):
         return self
 
 
-class SparseFoolParams(ToolkitParams):
+class SparseFoolParams(Params):
     steps: int = Field(default=10, ge=1, description="Outer iterations.")
     lam: float = Field(default=3.0, gt=0, description="Boundary-point scaling (lambda).")
     overshoot: float = Field(default=0.02, ge=0, description="Overshoot past the boundary.")
@@ -219,7 +219,7 @@ class PixleParams(TargetedParams):
     max_iterations: int = Field(default=10, ge=1, description="Patches tried per restart.")
 
 
-class JSMAParams(ToolkitParams):
+class JSMAParams(Params):
     # JSMA is a targeted attack; torchattacks' untargeted default is (y + 1) % 10, i.e. "next".
     targeted: Literal["next", "random", "least-likely"] = Field(default="next", description=TARGET_HELP)
     theta: float = Field(default=1.0, description="Change per selected feature (sign = direction).")

@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from harness import UserError
+from harness import Params, UserError
 
 #: torch activation classes a swap replaces (subclasses included). Not Sigmoid/Tanh/Hardtanh/
 #: Hardsigmoid/Softmax: those are gates or squashers (SE blocks), not ReLU-like activations.
@@ -107,28 +107,22 @@ def replace_modules(model: nn.Module, paths: list[str], make: Callable[[str], nn
 # --- the baselines' parameters and modules --------------------------------------------------------
 
 
-class StrictParams(BaseModel):
-    """Unknown keys are errors: a misspelled parameter must not be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class StagesFields(StrictParams):
+class StagesFields(Params):
     stages: list[str] | None = Field(
         default=None, min_length=1,
         description='Module-path prefixes to swap under, e.g. ["backbone.stages.0"] (paths as in '
                     "model.named_modules()); default: every activation of the model.")
 
 
-class SoftplusFields(StrictParams):
+class SoftplusFields(Params):
     beta: float = Field(default=1.0, gt=0, description="Softplus sharpness: log(1+exp(βx))/β.")
 
 
-class LeakyFields(StrictParams):
+class LeakyFields(Params):
     negative_slope: float = Field(default=0.01, ge=0, description="LeakyReLU slope for x < 0.")
 
 
-class PReLUFields(StrictParams):
+class PReLUFields(Params):
     init: float = Field(default=0.25, description="PReLU's initial slope (one per layer).")
 
 

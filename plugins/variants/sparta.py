@@ -60,9 +60,9 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 from torch import nn
 
-from harness import LocalFile, UserError
+from harness import LocalFile, Params, UserError
 
-from .activations import StrictParams, replace_modules
+from .activations import replace_modules
 
 # --- the modules ----------------------------------------------------------------------------------
 
@@ -211,7 +211,7 @@ def read_sparta(path: str | Path) -> tuple[list[tuple[str, dict[str, torch.Tenso
 # --- parameters -----------------------------------------------------------------------------------
 
 
-class SpartaFields(StrictParams):
+class SpartaFields(Params):
     """Sparta's own parameters; the ``sparta`` and ``activation`` variants share them."""
 
     kernel_size: int | None = Field(

@@ -19,18 +19,16 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-from harness import DataInfo, Normalize, UserError
+from harness import DataInfo, Normalize, Params, UserError
 from harness.toolkits import kept_modes
 
 Mode = Literal["nearest", "bilinear", "bicubic"]
 
 
-class UpsampleParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class UpsampleParams(Params):
     scale: float = Field(default=2.0, gt=0, le=16,
                          description="Spatial scale factor (2 = the larger-feature-map study).")
     mode: Mode = Field(default="nearest", description="Interpolation (rcm's default: nearest).")

@@ -11,13 +11,13 @@ import harness
 from harness import hookspecs, toolkits
 from harness.kinds import KINDS, REGISTERED
 from harness.paths import builtin_plugins_dir
-from harness.registry import ENTRY_TYPES
+from harness.registry import REGISTRY_TYPES
 
 ENGINE = Path(harness.__file__).parent
 #: Modules of the public API: plugins import from these and nothing else of the harness.
 PUBLIC = {"harness", "harness.toolkits"}
 #: Imports inside functions, allowed only to keep the command line fast (lazy loading).
-LAZY_IMPORTERS = {"cli"}
+LAZY_IMPORTERS = {"cli", "pytest_plugin"}
 
 
 def documented_order() -> list[str]:
@@ -87,5 +87,5 @@ def test_builtin_plugins_use_only_the_public_api():
 def test_kinds_table_matches_the_hooks_and_registries():
     specs = {name for name in dir(hookspecs) if name.startswith("harness_register_")}
     assert specs == {kind.hook for kind in REGISTERED}
-    assert list(ENTRY_TYPES) == [kind.name for kind in REGISTERED]
-    assert all(ENTRY_TYPES[kind].kind is KINDS[kind] for kind in ENTRY_TYPES)
+    assert list(REGISTRY_TYPES) == [kind.name for kind in REGISTERED]
+    assert all(REGISTRY_TYPES[kind].entry_type.kind is KINDS[kind] for kind in REGISTRY_TYPES)

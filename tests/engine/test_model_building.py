@@ -13,11 +13,10 @@ from harness.suite import load_suite
 
 PLUGIN = '''
 import torch
-from pydantic import BaseModel
-from harness import hookimpl
+from harness import Params, hookimpl
 
 
-class Scale(BaseModel):
+class Scale(Params):
     factor: float = 2.0
 
 

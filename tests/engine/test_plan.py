@@ -310,12 +310,10 @@ def test_local_file_params_of_attacks_and_defenses_are_hashed(tmp_path, plugin_d
     """Any component's LocalFile param, not only architectures': a changed file, a new cell."""
     plugin_dir('''
         import torch.nn.functional as F
-        from pydantic import BaseModel
-
-        from harness import LocalFile, hookimpl
+        from harness import LocalFile, Params, hookimpl
 
 
-        class FileParams(BaseModel):
+        class FileParams(Params):
             table: LocalFile | None = None
 
 

@@ -1,14 +1,14 @@
 import pytest
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
+from harness import Params
 from harness.errors import PluginError, UserError
 from harness.kinds import KINDS
 from harness.registry import (
-    ArchitectureEntry,
-    AttackEntry,
-    DatasetEntry,
+    ArchitectureRegistry,
+    AttackRegistry,
+    DatasetRegistry,
     NoParams,
-    Registry,
     UnknownNameError,
 )
 
@@ -17,15 +17,13 @@ def factory(params, threat):
     return lambda model, x, y: x
 
 
-class StepParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StepParams(Params):
     steps: int = 10
 
 
 @pytest.fixture
 def attacks():
-    registry = Registry(AttackEntry)
+    registry = AttackRegistry()
     registry.current_plugin = "core"
     registry.current_version = "1.0"
     for name in ("pgd", "pgdl2", "fgsm", "cw-l2"):
@@ -45,12 +43,6 @@ def test_add_stamps_plugin_and_version_and_get_returns_entry(attacks):
     assert len(attacks) == 4
     assert "pgd" in attacks
     assert "PGD" not in attacks
-
-
-def test_explicit_version_wins_over_plugin_version(attacks):
-    registry = Registry(AttackEntry)
-    registry.current_version = "1.0"
-    assert registry.add("a", factory, version="2.5").version == "2.5"
 
 
 def test_names_and_iteration_are_sorted(attacks):
@@ -112,7 +104,7 @@ def test_frozen_registry_refuses_add(attacks):
 
 @pytest.mark.parametrize("norms", [["linf", "l3"], ["Linf"], [], "linf"])
 def test_bad_norms_rejected(norms):
-    registry = Registry(AttackEntry)
+    registry = AttackRegistry()
     registry.current_plugin = "p"
     with pytest.raises(PluginError, match=r"attack 'x' from plugin 'p': norms must be a non-empty "
                                           r"subset of \['l0', 'l1', 'l2', 'linf'\]"):
@@ -121,7 +113,7 @@ def test_bad_norms_rejected(norms):
 
 
 def test_all_norms_accepted():
-    entry = Registry(AttackEntry).add("x", factory, norms=["linf", "l2", "l1", "l0"])
+    entry = AttackRegistry().add("x", factory, norms=["linf", "l2", "l1", "l0"])
     assert entry.norms == ("linf", "l2", "l1", "l0")
 
 
@@ -131,15 +123,33 @@ class NotPydantic:
 
 @pytest.mark.parametrize("params", [NotPydantic, dict, StepParams(), None])
 def test_params_must_be_pydantic_model_class(params):
-    registry = Registry(ArchitectureEntry)
+    registry = ArchitectureRegistry()
     registry.current_plugin = "p"
     with pytest.raises(PluginError, match=r"architecture 'net' from plugin 'p': params must be a "
-                                          r"pydantic BaseModel subclass"):
+                                          r"subclass of harness.Params"):
         registry.add("net", factory, params=params)
 
 
+class Loose(BaseModel):
+    steps: int = 1
+
+
+def test_a_params_model_that_ignores_unknown_keys_is_refused():
+    registry = ArchitectureRegistry()
+    registry.current_plugin = "p"
+    with pytest.raises(PluginError, match=r"params model Loose ignores unknown keys, so a typo "
+                                          r"in a suite would be silently dropped; derive it from "
+                                          r"harness.Params"):
+        registry.add("net", factory, params=Loose)
+
+
+def test_a_factory_that_is_not_callable_is_refused():
+    with pytest.raises(PluginError, match=r"the factory must be callable, got str 'pgd'"):
+        AttackRegistry().add("x", "pgd")
+
+
 def test_params_model_validates_values():
-    entry = Registry(AttackEntry).add("pgd", factory, params=StepParams)
+    entry = AttackRegistry().add("pgd", factory, params=StepParams)
     assert entry.make_params({"steps": "3"}).steps == 3
     assert entry.make_params(None).steps == 10
     with pytest.raises(ValidationError):
@@ -147,28 +157,26 @@ def test_params_model_validates_values():
 
 
 def test_noparams_rejects_any_key():
-    entry = Registry(AttackEntry).add("fgsm", factory)
+    entry = AttackRegistry().add("fgsm", factory)
     with pytest.raises(ValidationError):
         entry.make_params({"eps": 0.1})
 
 
-def test_unknown_metadata_is_plugin_error():
-    registry = Registry(AttackEntry)
-    registry.current_plugin = "p"
-    with pytest.raises(PluginError, match=r"plugin 'p', attack 'x': .*needs_attack"):
-        registry.add("x", factory, needs_attack=True)  # a defense-only field
+def test_add_takes_only_its_kinds_keywords():
+    with pytest.raises(TypeError, match="needs_attack"):  # a defense-only field
+        AttackRegistry().add("x", factory, needs_attack=True)
 
 
 @pytest.mark.parametrize("name", ["", None, 3])
 def test_name_must_be_nonempty_string(name):
-    registry = Registry(AttackEntry)
+    registry = AttackRegistry()
     registry.current_plugin = "p"
-    with pytest.raises(PluginError, match="plugin 'p': attack name must be a string"):
+    with pytest.raises(PluginError, match="plugin 'p': attack name must be a non-empty string"):
         registry.add(name, factory)
 
 
 def test_dataset_entry_shape_is_tuple_and_summary():
-    registry = Registry(DatasetEntry)
+    registry = DatasetRegistry()
     registry.current_plugin = "data"
     entry = registry.add("d", factory, input_shape=[1, 8, 8], num_classes=4, description="tiny")
     assert entry.input_shape == (1, 8, 8)

@@ -253,8 +253,8 @@ def test_suite_path_is_a_directory(run_cli, tmp_path, monkeypatch):
 
 def test_unknown_plugin_directory_is_relative_to_suite(validate):
     result = validate('plugins = ["no_such_dir"]\n' + VALID, name="exp/suite.toml")
-    assert_user_error(result, "exp/suite.toml: plugins[0]: plugin folder exp/no_such_dir does not "
-                              "exist; paths are relative to the suite file")
+    assert_user_error(result, "exp/suite.toml: plugins[0]: plugin folder or file exp/no_such_dir "
+                              "does not exist; paths are relative to the suite file")
 
 
 def test_suite_plugin_directory_is_loaded(validate, tmp_path):
