@@ -59,7 +59,8 @@ from harness.tomlfile import Where
 
 __all__ = ["Case", "ConformanceFailure", "Skipped", "all_cases", "check_architecture",
            "check_attack", "check_dataset", "check_defense_entry", "check_metric",
-           "check_recipe", "check_variant", "plugin_cases", "tiny_classifier"]
+           "check_recipe", "check_variant", "load_components", "plugin_cases",
+           "tiny_classifier"]
 
 #: A budget per norm that moves 8×8 inputs visibly without leaving [0,1].
 TEST_EPS = {"linf": 0.1, "l2": 1.0, "l1": 6.0, "l0": 6.0}

@@ -66,8 +66,10 @@ def fit_on_digits():
 
 @pytest.fixture(autouse=True)
 def _plugin_env(monkeypatch):
-    """The developer's shell must not change which plugins a test sees."""
-    monkeypatch.delenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", raising=False)
+    """Neither the developer's shell nor the packages installed beside the harness (such as
+    examples/harness-noise, which CI installs) change which plugins a test sees: entry points
+    are off unless a test turns them on."""
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD", "1")
     monkeypatch.delenv("HARNESS_BLOCK_PLUGINS", raising=False)
 
 

@@ -229,7 +229,9 @@ class FakeDistribution(importlib.metadata.Distribution):
 
 @pytest.fixture
 def fake_entry_point(monkeypatch):
-    """Install 'ep-plugin' (module fake_harness_ep) of distribution fake-dist 2.3.0."""
+    """Install 'ep-plugin' (module fake_harness_ep) of distribution fake-dist 2.3.0, with
+    entry points on (as in a user's shell)."""
+    monkeypatch.delenv("HARNESS_DISABLE_PLUGIN_AUTOLOAD")
     module = types.ModuleType("fake_harness_ep")
 
     @hookimpl
@@ -314,7 +316,7 @@ def test_broken_entry_point_says_how_to_block_it(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "entry_points",
                         lambda group: [ep for ep in dist.entry_points if ep.group == group])
     with pytest.raises(PluginError) as info:
-        build_plugin_manager()
+        build_plugin_manager(autoload=True)
     assert str(info.value) == (
         "entry point 'bad' (no_such_module_for_harness_tests) of group 'robust_harness' failed "
         "to load: ModuleNotFoundError: No module named 'no_such_module_for_harness_tests'; "

@@ -133,10 +133,11 @@ def darts_model(genotype, C: int = 4, layers: int = 3) -> nn.Module:
                          info).eval()
 
 
-def test_edge_constants_of_the_darts_ops():
-    from plugins.darts.network import Edge
-    from plugins.darts.ops import FactorizedReduce, SepConv
-    from plugins.metrics import SpectralParams, edge_lipschitz, layer_inputs
+def test_edge_constants_of_the_darts_ops(components):
+    darts, metrics = (components.pm.get_plugin(name) for name in ("darts", "metrics"))
+    Edge, FactorizedReduce, SepConv = darts.network.Edge, darts.ops.FactorizedReduce, darts.ops.SepConv
+    SpectralParams, edge_lipschitz, layer_inputs = (
+        metrics.SpectralParams, metrics.edge_lipschitz, metrics.layer_inputs)
 
     params, generator = SpectralParams(iterations=200), torch.Generator().manual_seed(0)
     shape = (1, 2, 5, 5)
@@ -165,10 +166,12 @@ def test_edge_constants_of_the_darts_ops():
         math.hypot(*sigma) / math.sqrt(1 + 1e-5), rel=1e-3)
 
 
-def test_cell_bound_sums_edges_and_multiplies_cells():
+def test_cell_bound_sums_edges_and_multiplies_cells(components):
     """Normal cells of identities and zeros: each node-2..5 pair is skip + none, so the normal
     cells' sums are 4 (one identity per node); the reduction cells are measured as they are."""
-    from plugins.metrics import SpectralParams, edge_lipschitz, layer_inputs
+    metrics = components.pm.get_plugin("metrics")
+    SpectralParams, edge_lipschitz, layer_inputs = (
+        metrics.SpectralParams, metrics.edge_lipschitz, metrics.layer_inputs)
 
     skips = [["skip_connect", 0], ["none", 1]] * 4
     model = darts_model({"normal": skips, "reduce": skips})
