@@ -1,4 +1,4 @@
-"""An example plugin package: a random-sign noise attack and a two-layer perceptron.
+"""An example plugin package: a uniform-noise attack and a two-layer perceptron.
 
 Installed (``pip install -e examples/harness-noise``), it registers through the
 ``robust_harness`` entry point; ``harness list attacks 'uniform*'`` then shows it.
@@ -17,16 +17,17 @@ class NoiseParams(Params):
 
 
 def uniform_noise(params: NoiseParams, threat):
-    """Random corners of the linf ball; the first that fools the model is kept."""
+    """Uniform points of the linf ball; per example, the last draw that fools the model."""
 
     @torch.no_grad()
     def attack(model, x, y):
-        x_adv = x.clone()
+        best = x.clone()
         for _ in range(params.tries):
-            candidate = (x + threat.eps * torch.randn_like(x).sign()).clamp(0, 1)
-            fooled = model(candidate).argmax(1) != y
-            x_adv[fooled] = candidate[fooled]
-        return x_adv
+            noise = threat.eps * (2 * torch.rand_like(x) - 1)
+            candidate = (x + noise).clamp(0, 1)
+            wrong = model(candidate).argmax(1) != y
+            best = torch.where(wrong.view(-1, *[1] * (x.dim() - 1)), candidate, best)
+        return best
 
     return attack
 
@@ -45,7 +46,7 @@ def mlp(params: MLPParams, info):
 @hookimpl
 def harness_register_attacks(registry):
     registry.add("uniform-noise", uniform_noise, params=NoiseParams, norms=["linf"],
-                 black_box=True, description="random linf-ball corners (example package)")
+                 black_box=True, description="uniform noise in the linf ball (example package)")
 
 
 @hookimpl
