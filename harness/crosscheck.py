@@ -56,10 +56,11 @@ def crosscheck(components: Components, plan: Plan, store: Store, pair: tuple[Res
     results = []
     for cell in plan.train_cells:
         finished = store.finished_train_cell(cell.hash)
-        if finished is None:
-            continue
+        if finished is None or store.checkpoint_problem(finished) is not None:
+            continue  # not trained, or its weights are gone: 'harness run' retrains it
         data = runner.dataset(cell.dataset, plan)
-        model = runner.load_model(cell, data, Path(finished["checkpoint"]))
+        model = runner.load_model(cell, data, Path(finished["checkpoint"]),
+                                  finished["checkpoint_sha256"])
         x, y = runner.eval_data(cell.dataset, data, max_examples)
         correct = clean_correct(model, x, y, plan.evaluation.batch_size)
         robust = [run_attack(model, build_attack(components, attack), x, y, correct,

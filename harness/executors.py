@@ -52,6 +52,8 @@ class DeferredStore(Store):
     record_metric = _deferred("record_metric")
     record_eval = _deferred("record_eval")
     note_cell = _deferred("note_cell")
+    record_checkpoint_stat = _deferred("record_checkpoint_stat")
+    forget_train_cell = _deferred("forget_train_cell")
     drop_training_state = _deferred("drop_training_state")  # only once the driver has the row
 
 

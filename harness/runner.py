@@ -6,6 +6,7 @@ its error and the run goes on; a user error (a dataset whose files are missing) 
 
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from tqdm.auto import tqdm
 
 from harness.build import build_attack, build_metric, build_model, load_dataset
 from harness.cells import EvalCell, MetricSpec, Plan, Resolved, TrainCell, stable_hash
-from harness.checkpoints import load_checkpoint, save_checkpoint, save_state_dict
+from harness.checkpoints import file_problem, load_checkpoint, save_checkpoint, save_state_dict
 from harness.components import Components
 from harness.contracts import LoadedDataset
 from harness.data import as_tensors, to_device
@@ -86,9 +87,11 @@ def _dataset_key(resolved: Resolved) -> str:
 
 class Runner:
     def __init__(self, components: Components, store: Store, device: torch.device,
-                 data_root: Path) -> None:
+                 data_root: Path, notify: Callable[[str], None] | None = None) -> None:
         self.components, self.store, self.device, self.data_root = (
             components, store, device, data_root)
+        #: one line for the user about something found and handled (a damaged checkpoint)
+        self.notify = notify or (lambda message: tqdm.write(message, file=sys.stderr))
         self._datasets: dict[str, LoadedDataset] = {}
         self._eval_data: dict[tuple[str, int | None], tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -152,12 +155,12 @@ class Runner:
         max_examples = plan.evaluation.max_examples
         batch_size = plan.evaluation.batch_size
         evals = plan.evals_of(cell)
+        finished = self._intact_training(plan, cell)
         pending = [e for e in evals if not self._eval_done(e)]
         for e in evals:
             if e not in pending:
                 self._note(summary, "eval", e.hash, "cached")
         metrics = [m for m in plan.metrics if not self._metric_done(cell, m)]
-        finished = self.store.finished_train_cell(cell.hash)
         if finished is not None and not pending and not metrics and \
                 self.store.clean(cell.hash, max_examples) is not None:
             self._note(summary, "train", cell.hash, "cached")
@@ -191,6 +194,23 @@ class Runner:
                         self._note(summary, "eval", later.hash, "skipped")
                     break
                 targets = targets & robust.to(targets.device)
+
+    def _intact_training(self, plan: Plan, cell: TrainCell) -> Any:
+        """The cell's finished-training row if its checkpoint is intact. A missing or damaged
+        checkpoint is said in one line, and the cell with every result computed from it is
+        forgotten, to be recomputed now (fully hashed when the weights will be loaded)."""
+        finished = self.store.finished_train_cell(cell.hash)
+        if finished is None:
+            return None
+        needs_weights = (any(not self._eval_done(e) for e in plan.evals_of(cell))
+                         or any(not self._metric_done(cell, m) for m in plan.metrics)
+                         or self.store.clean(cell.hash, plan.evaluation.max_examples) is None)
+        problem = self.store.checkpoint_problem(finished, full=needs_weights)
+        if problem is None:
+            return finished
+        self.notify(f"{problem}: retraining {cell.describe()[6:]} and recomputing its results")
+        self.store.forget_train_cell(cell.hash)
+        return None
 
     def record_failed_cell(self, plan: Plan, cell: TrainCell, error: str,
                            summary: RunSummary) -> None:
@@ -240,21 +260,26 @@ class Runner:
         self.store.record_metric(cell.hash, metric.hash, metric.metric.label, status="done",
                                  values=values, seconds=time.perf_counter() - started)
 
-    def load_model(self, cell: TrainCell, data: LoadedDataset, checkpoint: Path
-                   ) -> torch.nn.Module:
+    def load_model(self, cell: TrainCell, data: LoadedDataset, checkpoint: Path,
+                   sha256: str | None = None) -> torch.nn.Module:
         model = build_model(self.components, cell.architecture, data.info, self.device)
-        return load_checkpoint(model, checkpoint)
+        return load_checkpoint(model, checkpoint, sha256)
 
     def _trained_model(self, plan: Plan, cell: TrainCell, data: LoadedDataset, finished,
                        run_summary: RunSummary) -> torch.nn.Module:
         if finished is not None:
             self._note(run_summary, "train", cell.hash, "cached")
-            return self.load_model(cell, data, Path(finished["checkpoint"]))
+            return self.load_model(cell, data, Path(finished["checkpoint"]),
+                                   finished["checkpoint_sha256"])
         state_path = self.store.checkpoint_path(cell.hash, "state")
+        if state_path.exists() and (problem := file_problem(state_path)) is not None:
+            self.notify(f"training state {state_path} {problem}: training "
+                        f"{cell.describe()[6:]} from its first epoch")
+            self.store.drop_training_state(cell.hash)
         with collect_flags() as flags:
             result = train(self.components, cell, data, self.device, state_path)
         checkpoint = self.store.checkpoint_path(cell.hash)
-        save_checkpoint(result.model, checkpoint)
+        digest = save_checkpoint(result.model, checkpoint)
         for which, state in (("best", result.best_state), ("last", result.last_state)):
             if state is not None:
                 save_state_dict(state, self.store.checkpoint_path(cell.hash, which))
@@ -268,7 +293,8 @@ class Runner:
             summary["final_test_robust"] = test.accuracy
             summary["robust_gap"] = summary["final_train_robust"] - test.accuracy
         self.store.record_train(cell.hash, cell.config(), cell.labels, status="done",
-                                checkpoint=checkpoint, history=result.history, summary=summary,
+                                checkpoint=checkpoint, checkpoint_sha256=digest,
+                                history=result.history, summary=summary,
                                 flags=flags, seconds=result.seconds)
         self.store.drop_training_state(cell.hash)
         self._note(run_summary, "train", cell.hash, "computed")

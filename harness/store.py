@@ -22,9 +22,21 @@ from typing import Any
 import numpy as np
 import torch
 
+from harness.checkpoints import (
+    StorageError,
+    digest_path,
+    file_problem,
+    recorded_digest,
+    storage_error,
+)
+from harness.files import file_sha256
 from harness.version import __version__
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+#: Columns added since schema 1, added to an older database when it is opened.
+ADDED_COLUMNS = {"train_cells": ("checkpoint_sha256 TEXT", "checkpoint_size INTEGER",
+                                 "checkpoint_mtime_ns INTEGER")}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,7 +62,10 @@ CREATE TABLE IF NOT EXISTS train_cells (
     summary_json TEXT NOT NULL DEFAULT '{}',
     flags_json TEXT NOT NULL DEFAULT '{}',
     seconds REAL,
-    finished REAL NOT NULL
+    finished REAL NOT NULL,
+    checkpoint_sha256 TEXT,
+    checkpoint_size INTEGER,
+    checkpoint_mtime_ns INTEGER
 );
 CREATE TABLE IF NOT EXISTS clean_results (
     train_hash TEXT NOT NULL,
@@ -144,30 +159,68 @@ class Store:
 
     root: Path
 
+    #: Seconds to wait for another process's write lock before saying the database is busy.
+    lock_timeout: float = 30.0
+
     def __post_init__(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
         self.db_path = self.root / "results.db"
-        self.conn = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(SCHEMA)
-        found = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if found is None:
-            self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(self.db_path, timeout=self.lock_timeout,
+                                        isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(SCHEMA)
+            self._add_new_columns()
+            found = self.conn.execute(
+                "SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if found is None:
+                self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)",
+                                  (SCHEMA_VERSION,))
+        except OSError as error:
+            raise storage_error(error, self.root) from None
+        except sqlite3.Error as error:
+            raise self._storage_error(error) from None
+
+    def _add_new_columns(self) -> None:
+        for table, columns in ADDED_COLUMNS.items():
+            have = {row["name"] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            for column in columns:
+                if column.split()[0] not in have:
+                    self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+
+    def _storage_error(self, error: sqlite3.Error) -> StorageError | sqlite3.Error:
+        """A busy, read-only or full database as one line; other errors stay as they are."""
+        text = str(error)
+        if "locked" in text or "busy" in text:
+            return StorageError(f"{self.db_path} is locked by another process (another harness "
+                                "run on the same output folder?); wait for it or use --output")
+        if "readonly" in text or "read-only" in text or "unable to open" in text:
+            return StorageError(f"{self.db_path}: cannot write the results database ({text}); "
+                                "check the folder's permissions or use --output")
+        if "full" in text or "disk I/O" in text:
+            return StorageError(f"{self.db_path}: {text}; free space and run again (finished "
+                                "cells are kept)")
+        return error
 
     def close(self) -> None:
         self.conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise self._storage_error(error) from None
         try:
             yield self.conn
-        except BaseException:
+            self.conn.execute("COMMIT")
+        except BaseException as error:
             self.conn.execute("ROLLBACK")
+            if isinstance(error, sqlite3.OperationalError):
+                raise self._storage_error(error) from None
             raise
-        self.conn.execute("COMMIT")
 
     def checkpoint_path(self, train_hash: str, which: str = "") -> Path:
         """The evaluated weights (``which=""``), or the ``best``/``last`` ones, or ``state``."""
@@ -177,7 +230,9 @@ class Store:
     def drop_training_state(self, train_hash: str) -> None:
         """Delete a cell's resume state once its finished training is recorded (not before:
         until then the state lets the next run finish the cell without retraining)."""
-        self.checkpoint_path(train_hash, "state").unlink(missing_ok=True)
+        state = self.checkpoint_path(train_hash, "state")
+        for path in (state, digest_path(state)):
+            path.unlink(missing_ok=True)
 
     # --- runs ---
 
@@ -222,23 +277,71 @@ class Store:
                                  (cell_hash,)).fetchone()
 
     def finished_train_cell(self, cell_hash: str) -> sqlite3.Row | None:
-        """The cell's row if it finished and its checkpoint is still on disk."""
+        """The cell's row if it finished (its checkpoint still to be checked)."""
         row = self.train_cell(cell_hash)
-        if row is None or row["status"] != "done" or not Path(row["checkpoint"]).exists():
+        return row if row is not None and row["status"] == "done" else None
+
+    def checkpoint_problem(self, row: sqlite3.Row, full: bool = False) -> str | None:
+        """Why a finished cell's checkpoint cannot be used, or None. Cheap when nothing
+        changed: a file of the recorded size and mtime is not re-read unless ``full`` (the
+        weights are about to be loaded); otherwise its sha256 is compared with the recorded
+        one. A row from before digests were kept adopts the file's."""
+        path = Path(row["checkpoint"])
+        if not path.is_file():
+            return f"checkpoint {path} is missing"
+        stat = path.stat()
+        if row["checkpoint_sha256"] is None:  # recorded before digests were kept
+            problem = file_problem(path) if recorded_digest(path) else None
+            if problem is not None:
+                return f"checkpoint {path} {problem}"
+            self.record_checkpoint_stat(row["hash"], path, None)
             return None
-        return row
+        if stat.st_size != row["checkpoint_size"]:
+            return (f"checkpoint {path} is truncated or replaced ({stat.st_size} bytes, "
+                    f"recorded {row['checkpoint_size']})")
+        if stat.st_mtime_ns == row["checkpoint_mtime_ns"] and not full:
+            return None
+        problem = file_problem(path, row["checkpoint_sha256"])
+        if problem is not None:
+            return f"checkpoint {path} {problem}"
+        self.record_checkpoint_stat(row["hash"], path, row["checkpoint_sha256"])
+        return None
+
+    def record_checkpoint_stat(self, cell_hash: str, path: Path, digest: str | None) -> None:
+        stat = path.stat()
+        with self.transaction() as conn:
+            conn.execute("UPDATE train_cells SET checkpoint_sha256=?, checkpoint_size=?, "
+                         "checkpoint_mtime_ns=? WHERE hash=?",
+                         (digest or file_sha256(path), stat.st_size, stat.st_mtime_ns,
+                          cell_hash))
+
+    def forget_train_cell(self, cell_hash: str) -> None:
+        """Drop a cell whose weights are gone or damaged, with every result computed from
+        them, so the next step recomputes all of it (a stored number never points at weights
+        that no longer exist)."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM train_cells WHERE hash=?", (cell_hash,))
+            for table in ("clean_results", "eval_cells", "metrics"):
+                conn.execute(f"DELETE FROM {table} WHERE train_hash=?", (cell_hash,))
 
     def record_train(self, cell_hash: str, config: dict[str, Any], labels: dict[str, Any], *,
                      status: str, error: str | None = None, checkpoint: Path | None = None,
+                     checkpoint_sha256: str | None = None,
                      history: list[dict[str, Any]] | None = None,
                      summary: dict[str, float] | None = None, flags: dict[str, str] | None = None,
                      seconds: float = 0.0) -> None:
+        stat = checkpoint.stat() if checkpoint is not None else None
         with self.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO train_cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO train_cells (hash, config_json, labels_json, status, "
+                "error, checkpoint, history_json, summary_json, flags_json, seconds, finished, "
+                "checkpoint_sha256, checkpoint_size, checkpoint_mtime_ns) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (cell_hash, json.dumps(config), json.dumps(labels), status, error,
                  str(checkpoint) if checkpoint else None, json.dumps(history or []),
-                 json.dumps(summary or {}), json.dumps(flags or {}), seconds, time.time()))
+                 json.dumps(summary or {}), json.dumps(flags or {}), seconds, time.time(),
+                 checkpoint_sha256, stat.st_size if stat else None,
+                 stat.st_mtime_ns if stat else None))
 
     # --- clean pass and attacks ---
 

@@ -102,9 +102,10 @@ def test_suite_plugins_reach_the_workers_and_failures_are_recorded(ray, tmp_path
 
 
 def test_deferred_store_defers_every_write_the_store_has():
-    writes = {name for name in vars(Store) if name.startswith(("record_", "note_", "drop_"))}
+    writes = {name for name in vars(Store)
+              if name.startswith(("record_", "note_", "drop_", "forget_"))}
     assert writes == {"record_train", "record_clean", "record_metric", "record_eval", "note_cell",
-                      "drop_training_state"}
+                      "drop_training_state", "record_checkpoint_stat", "forget_train_cell"}
     assert all(vars(DeferredStore)[name].__name__ == name for name in writes)
 
 
