@@ -1,6 +1,7 @@
 """robust-harness: adversarially train architectures and evaluate them against many attacks.
 
 The public API — what plugins, scripts and notebooks may use — is this package's ``__all__``
+(``load_model``, ``load_dataset``, ``load_trained`` and ``benchmark`` for scripts)
 plus ``harness.toolkits`` (chores shared by toolkit-wrapping plugins) and ``harness.testing``
 (conformance checks for plugin authors). Every other module is
 engine detail and may change; ``tests/engine/test_layout.py`` keeps the built-in plugins within
@@ -15,7 +16,7 @@ The engine, in data-flow order (each module imports only modules above it):
     contracts      data types plugins and the engine share: DataInfo, LoadedDataset, Params…
     flags          validity flags raised while a number is computed
     seeding        seeds and RNG state kept across side computations
-    nn             Normalize: normalization inside the model
+    nn             Normalize and Adapted: normalization and resizing inside the model
     toolkits       public helpers for plugins that wrap a toolkit
     tomlfile       TOML reading; errors located at file and key path
     specs          pydantic models of what users write (references, presets, recipes)
@@ -28,6 +29,7 @@ The engine, in data-flow order (each module imports only modules above it):
     components     a session's plugin manager, registries and catalogue; name lookup
     cells          resolved components and the cells made of them, each content-hashed
     files          sha256 of files that can change a result, once per file version
+    weights        trained weights for any architecture: found, verified, loaded strictly
     resolve        names → factories with validated params; catalogue validation
     guard          the attack contract: eval mode, frozen parameters, budget check
     build          resolved components → objects: the one place a factory is called
@@ -45,6 +47,7 @@ The engine, in data-flow order (each module imports only modules above it):
     runner         execute a plan cell by cell, record every outcome
     executors      where train cells run: here, or as Ray tasks
     crosscheck     two implementations of one attack on the same models
+    api            load_model, load_dataset, load_trained, benchmark: the harness from a script
     matrix         the cross-attack matrix rebuilt from the database
     report         the matrix as Markdown, HTML, CSV, JSON and plots
     testing        conformance checks for plugin authors (public)
@@ -68,8 +71,21 @@ from harness.nn import Normalize, normalized
 from harness.threat import StepSize, ThreatModel, parse_eps
 from harness.version import __version__
 
+#: The Python API (harness.api), imported on first use: ``import harness`` stays light for
+#: plugins and the command line.
+API = ("Benchmark", "benchmark", "load_dataset", "load_model", "load_trained")
+
+
+def __getattr__(name: str) -> object:
+    if name in API:
+        from harness import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'harness' has no attribute {name!r}")
+
 __all__ = [
     "Attack",
+    "Benchmark",
     "ContractViolation",
     "DataInfo",
     "Defense",
@@ -86,7 +102,11 @@ __all__ = [
     "ThreatModel",
     "UserError",
     "__version__",
+    "benchmark",
     "hookimpl",
+    "load_dataset",
+    "load_model",
+    "load_trained",
     "normalized",
     "parse_eps",
     "raise_flag",

@@ -7,6 +7,7 @@ scripts construct a component the same way.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ from harness.components import Components
 from harness.contracts import DataInfo, LoadedDataset
 from harness.guard import GuardedAttack
 from harness.hookspecs import Defense, Measure
+from harness.nn import Adapted
 from harness.registry import Entry
+from harness.weights import load_weights
 
 
 def instantiate(entry: Entry, params: dict[str, Any], *args: Any) -> Any:
@@ -32,13 +35,28 @@ def load_dataset(components: Components, dataset: Resolved, root: Path) -> Loade
 
 def build_model(components: Components, arch: Resolved, info: DataInfo,
                 device: torch.device) -> nn.Module:
-    """The architecture with its variants applied in order, on ``device`` (untrained)."""
-    model = instantiate(components.architectures.get(arch.factory), arch.params, info)
-    for variant in arch.variants:
-        model = instantiate(components.variants.get(variant.factory), variant.params, model, info)
+    """The architecture with its weights, variants and input adaptation, on ``device``.
+
+    A third-party checkpoint fits the bare factory's module, so it is loaded before variants
+    and the declared normalization wrap it; a harness checkpoint (``whole_model``) is the
+    state of the whole built model and is loaded last.
+    """
+    factory_info = info
+    if arch.inputs is not None and arch.inputs.input_size is not None:
+        size = arch.inputs.input_size
+        factory_info = replace(info, input_shape=(info.input_shape[0], size, size))
+    model = instantiate(components.architectures.get(arch.factory), arch.params, factory_info)
     if not isinstance(model, nn.Module):
         raise TypeError(f"architecture {arch.label!r} built a {type(model).__name__}, "
                         "not a torch.nn.Module")
+    if arch.weights is not None and not arch.weights.whole_model:
+        load_weights(model, arch.weights)
+    for variant in arch.variants:
+        model = instantiate(components.variants.get(variant.factory), variant.params, model, info)
+    if arch.inputs is not None:
+        model = Adapted(model, arch.inputs.mean, arch.inputs.std, arch.inputs.input_size)
+    if arch.weights is not None and arch.weights.whole_model:
+        load_weights(model, arch.weights)
     return model.to(device)
 
 

@@ -28,6 +28,40 @@ def stable_hash(config: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+#: The recipe label of models evaluated with the weights they came with (never trained here).
+PRETRAINED = "pretrained"
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """Weights to load into an architecture: a local file (None while a URL is not yet in the
+    cache), its sha256, and how to read it. ``whole_model``: a harness checkpoint, loaded
+    into the built model with its variants and normalization, not into the bare factory's."""
+
+    sha256: str
+    file: str | None = None
+    url: str | None = None
+    key: str | None = None
+    strip: tuple[str, ...] = ()
+    whole_model: bool = False
+
+    def config(self) -> dict[str, Any]:  # where the file lives does not change the numbers
+        return {"sha256": self.sha256, "key": self.key, "strip": list(self.strip),
+                "whole_model": self.whole_model}
+
+
+@dataclass(frozen=True)
+class InputAdapter:
+    """The normalization and input side a third-party model expects, applied inside it."""
+
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    input_size: int | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {"mean": self.mean, "std": self.std, "input_size": self.input_size}
+
+
 @dataclass(frozen=True)
 class Resolved:
     """A component as it will be built: registered factory, validated params, provenance."""
@@ -45,9 +79,14 @@ class Resolved:
     source: str | None = None  # sha256 of the plugin's code, for plugins loaded from a folder
     #: where an attack's eps was written (the suite, or a catalogue preset): not hashed
     eps_where: Where | None = field(default=None, compare=False)
+    weights: ResolvedWeights | None = None  # architectures only
+    inputs: InputAdapter | None = None  # architectures only
+    pretrained: bool = False  # architectures only: evaluated as built, never trained
 
     def config(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"factory": self.factory, "params": self.params,
+        digested = dict(self.files)  # a file param is its content, wherever the file lives
+        params = {k: v for k, v in self.params.items() if k not in digested}
+        out: dict[str, Any] = {"factory": self.factory, "params": params,
                                "plugin": self.plugin, "version": self.version}
         if self.source:
             out["plugin_source_sha256"] = self.source
@@ -57,6 +96,10 @@ class Resolved:
             out["threat"] = self.threat.model_dump()
         if self.variants:
             out["variants"] = [v.config() for v in self.variants]
+        if self.weights is not None:
+            out["weights"] = self.weights.config()
+        if self.inputs is not None:
+            out["inputs"] = self.inputs.config()
         return out
 
 
@@ -82,14 +125,22 @@ class ResolvedRecipe:
 
 @dataclass(frozen=True)
 class TrainCell:
+    """Dataset × architecture × recipe × seed; ``recipe`` None for a pretrained model (its
+    weights are evaluated as they are, so it has one cell per dataset, seed 0)."""
+
     dataset: Resolved
     architecture: Resolved
-    recipe: ResolvedRecipe
+    recipe: ResolvedRecipe | None
     seed: int
 
+    @property
+    def recipe_label(self) -> str:
+        return self.recipe.label if self.recipe is not None else PRETRAINED
+
     def config(self) -> dict[str, Any]:
+        recipe = self.recipe.config() if self.recipe is not None else PRETRAINED
         return {"dataset": self.dataset.config(), "architecture": self.architecture.config(),
-                "recipe": self.recipe.config(), "seed": self.seed, "versions": engine_versions()}
+                "recipe": recipe, "seed": self.seed, "versions": engine_versions()}
 
     @cached_property
     def hash(self) -> str:
@@ -98,11 +149,11 @@ class TrainCell:
     @property
     def labels(self) -> dict[str, Any]:
         return {"dataset": self.dataset.label, "architecture": self.architecture.label,
-                "recipe": self.recipe.label, "seed": self.seed}
+                "recipe": self.recipe_label, "seed": self.seed}
 
     def describe(self) -> str:
         return (f"train {self.dataset.label} / {self.architecture.label} / "
-                f"{self.recipe.label} / seed {self.seed}")
+                f"{self.recipe_label} / seed {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -126,6 +177,12 @@ class EvalCell:
     @cached_property
     def hash(self) -> str:
         return stable_hash(self.config())
+
+    @property
+    def seed(self) -> int:
+        """The attack's seed (``seed_everything`` once, before its first batch): part of the
+        documented contract, so a stored number can be reproduced with the toolkit alone."""
+        return int(self.hash[:8], 16)
 
     def describe(self) -> str:
         return f"attack {self.attack.label} on {self.train.describe()[6:]}"

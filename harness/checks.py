@@ -7,9 +7,12 @@ built here exactly as the run will build it.
 
 from __future__ import annotations
 
-from harness.build import build_attack, build_defense
+import torch
+
+from harness.build import build_attack, build_defense, build_model
 from harness.cells import Resolved, ResolvedRecipe
 from harness.components import Components
+from harness.contracts import DataInfo
 from harness.errors import UserError
 from harness.threat import check_eps_unit
 from harness.tomlfile import Where
@@ -37,6 +40,8 @@ def check_suite(components: Components, datasets: list[Resolved], archs: list[Re
         for i, arch in enumerate(archs):
             check_architecture(components, arch, shape, where.child("architectures", i),
                                dataset.label)
+            check_weights(components, arch, shape, classes, where.child("architectures", i),
+                          dataset.label)
         for attack, at in attacks:
             check_attack(components, attack, shape, classes, at, dataset.label)
         for i, recipe in enumerate(recipes):
@@ -59,6 +64,26 @@ def check_architecture(components: Components, arch: Resolved, shape: tuple[int,
         problem = entry.check_input(entry.make_params(arch.params), shape)
         if problem:
             raise where.error(f"{problem} (dataset {dataset!r} has inputs of shape {shape})")
+
+
+def check_weights(components: Components, arch: Resolved, shape: tuple[int, ...], classes: int,
+                  where: Where, dataset: str) -> None:
+    """Weights on disk are loaded (strictly) at validation, and the model is checked on one
+    batch: [0,1] images of the dataset's shape in, finite logits over its classes out."""
+    if arch.weights is None or arch.weights.file is None:  # none, or a URL not yet fetched
+        return
+    info = DataInfo(tuple(shape), classes, (0.5,) * shape[0], (0.25,) * shape[0])
+    try:
+        model = build_model(components, arch, info, torch.device("cpu")).eval()
+    except UserError as error:
+        raise where.child("weights").error(str(error)) from None
+    with torch.no_grad():
+        logits = model(torch.rand(2, *shape, generator=torch.Generator().manual_seed(0)))
+    if tuple(logits.shape) != (2, classes) or not bool(torch.isfinite(logits).all()):
+        raise where.error(
+            f"with its weights, the model returns {tuple(logits.shape)} for 2 inputs of shape "
+            f"{shape}, not finite logits of shape (2, {classes}) (dataset {dataset!r}); does it "
+            "take [0,1] images? declare mean, std and input_size if it expects others")
 
 
 def check_attack(components: Components, attack: Resolved, shape: tuple[int, ...], classes: int,

@@ -31,12 +31,16 @@ def _sha256(path: str, mtime_ns: int, size: int) -> str:
         return hashlib.file_digest(file, "sha256").hexdigest()
 
 
+def local_file_fields(model: type[BaseModel]) -> list[str]:
+    """The names of a params model's ``LocalFile`` fields."""
+    return [name for name, field in model.model_fields.items() if _is_local_file(field)]
+
+
 def local_file_digests(params: BaseModel) -> tuple[tuple[str, str], ...]:
     """(field, sha256) of the file each set ``LocalFile`` field names. A missing file is left
     to the component's own check, which says where the file should come from."""
     paths = [(name, Path(getattr(params, name)).expanduser())
-             for name, field in type(params).model_fields.items()
-             if _is_local_file(field) and getattr(params, name) is not None]
+             for name in local_file_fields(type(params)) if getattr(params, name) is not None]
     return tuple((name, file_sha256(path)) for name, path in paths if path.is_file())
 
 

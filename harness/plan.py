@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.cells import EvalCell, Plan, Resolved, TrainCell
+from harness.cells import PRETRAINED, EvalCell, Plan, Resolved, TrainCell
 from harness.checks import check_suite
 from harness.components import Components
 from harness.resolve import resolve_attacks, resolve_component, resolve_metrics, resolve_recipe
@@ -45,7 +45,7 @@ def build_plan(components: Components, loaded: LoadedSuite) -> Plan:
     archs = [resolve_component(components, "architectures", ref, where.child("architectures", i))
              for i, ref in enumerate(suite.architectures)]
     recipes = [resolve_recipe(components, ref, where.child("recipes", i))
-               for i, ref in enumerate(suite.recipes)]
+               for i, ref in enumerate(suite.recipes) if ref.name != PRETRAINED]
     attacks: list[tuple[Resolved, Where]] = [  # one per eps value, with the entry it came from
         (attack, where.child("attacks", i)) for i, ref in enumerate(suite.attacks)
         for attack in resolve_attacks(components, ref, where.child("attacks", i))]
@@ -56,18 +56,26 @@ def build_plan(components: Components, loaded: LoadedSuite) -> Plan:
     metrics = resolve_metrics(components, loaded, where)
     _unique_labels([(m.metric.label, i) for i, m in enumerate(metrics)], where.child("metrics"))
     plan = Plan(loaded, attacks=[attack for attack, _ in attacks], metrics=metrics)
+    for i, arch in enumerate(archs):
+        if not arch.pretrained and not recipes:
+            raise where.child("architectures", i).error(
+                f"architecture {arch.label!r} has no weights and the suite has no recipe to "
+                "train it; add recipes = [...], or weights = { path = \"...\" } to evaluate "
+                "a trained model")
     for dataset in datasets:
         for arch in archs:
-            for recipe in recipes:
-                for seed in suite.seeds:
-                    cell = TrainCell(dataset, arch, recipe, seed)
-                    plan.train_cells.append(cell)
-                    plan.eval_cells += [
-                        EvalCell(cell, attack, suite.evaluation.max_examples,
-                                 suite.evaluation.batch_size, suite.evaluation.mode,
-                                 tuple(a.config() for a in plan.attacks[:i])
-                                 if suite.evaluation.mode == "worst-case" else ())
-                        for i, attack in enumerate(plan.attacks)]
+            # a pretrained model is evaluated as it is: one cell, whatever recipes and seeds
+            trainings = [(None, 0)] if arch.pretrained else [
+                (recipe, seed) for recipe in recipes for seed in suite.seeds]
+            for recipe, seed in trainings:
+                cell = TrainCell(dataset, arch, recipe, seed)
+                plan.train_cells.append(cell)
+                plan.eval_cells += [
+                    EvalCell(cell, attack, suite.evaluation.max_examples,
+                             suite.evaluation.batch_size, suite.evaluation.mode,
+                             tuple(a.config() for a in plan.attacks[:i])
+                             if suite.evaluation.mode == "worst-case" else ())
+                    for i, attack in enumerate(plan.attacks)]
     _no_duplicate_cells(plan.train_cells, "training run", where)
     for cell in plan.train_cells[:1]:
         _no_duplicate_cells(plan.evals_of(cell), "attack", where.child("attacks"))

@@ -72,6 +72,8 @@ class ArchitectureEntry(Entry):
     #: ``check_input(params, input_shape) -> reason | None``: why this model cannot take inputs
     #: of that shape, asked at validation time so the error is not deep inside a forward pass.
     check_input: Callable[[Any, tuple[int, ...]], str | None] | None = None
+    #: The factory returns trained weights (a model zoo): evaluated as built, never trained.
+    pretrained: bool = False
 
 
 @dataclass(frozen=True)
@@ -263,13 +265,14 @@ class ArchitectureRegistry(Registry[ArchitectureEntry]):
 
     def add(self, name: str, factory: Callable[..., Any], *, params: type[Params] = NoParams,
             check_input: Callable[[Any, tuple[int, ...]], str | None] | None = None,
-            test_input_shape: Sequence[int] = (1, 8, 8), description: str = "",
-            test_params: TestParams = None) -> ArchitectureEntry:
+            test_input_shape: Sequence[int] = (1, 8, 8), pretrained: bool = False,
+            description: str = "", test_params: TestParams = None) -> ArchitectureEntry:
         """``factory(params, info) -> nn.Module``; ``check_input(params, shape)`` says why an
-        input shape cannot work; ``test_input_shape`` is the smallest input for the checks."""
+        input shape cannot work; ``test_input_shape`` is the smallest input for the checks;
+        ``pretrained`` factories return trained models (a zoo), evaluated without training."""
         return self._add(name, factory, params=params, check_input=check_input,
-                         test_input_shape=tuple(test_input_shape), description=description,
-                         test_params=test_params)
+                         test_input_shape=tuple(test_input_shape), pretrained=pretrained,
+                         description=description, test_params=test_params)
 
 
 @dataclass

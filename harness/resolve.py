@@ -8,18 +8,21 @@ where the mistake is. Catalogue presets are resolved when the catalogue loads.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 from harness.catalogue import Preset, preset_params
-from harness.cells import MetricSpec, Resolved, ResolvedRecipe
+from harness.cells import InputAdapter, MetricSpec, Resolved, ResolvedRecipe
 from harness.components import Components
 from harness.errors import UserError
-from harness.files import local_file_digests
+from harness.files import local_file_digests, local_file_fields
 from harness.kinds import KINDS
-from harness.registry import UnknownNameError
+from harness.registry import Entry, UnknownNameError
 from harness.specs import AttackRef, ComponentRef, Recipe, RecipeRef, TrainAttack
 from harness.suite import LoadedSuite
 from harness.threat import ThreatModel
 from harness.tomlfile import Where, validate
+from harness.weights import resolve_weights
 
 
 def resolve_component(components: Components, kind: str, ref: ComponentRef, where: Where
@@ -27,24 +30,61 @@ def resolve_component(components: Components, kind: str, ref: ComponentRef, wher
     preset = components.catalogue.get(kind, ref.name)
     factory = preset.spec.factory if preset else ref.name
     entry = components.entry(kind, factory, where.child("name"))
+    suite_dir = Path(where.source).parent
+    merged = {**_local_files(entry, preset_params(preset), preset.source.parent if preset else
+                             suite_dir),
+              **_local_files(entry, ref.params, suite_dir)}
     try:
-        params = components.validated_params(
-            entry, {**preset_params(preset), **ref.params}, where.child("params"))
+        params = components.validated_params(entry, merged, where.child("params"))
     except UserError as exc:
         if preset is None or not preset_params(preset):
             raise
         raise UserError(f"{exc} (your params are merged over those of preset {ref.name!r} in "
                         f"{preset.source.name}: {preset_params(preset)})") from None
-    variants: tuple[Resolved, ...] = ()
-    if kind == "architectures":
-        listed = [*getattr(preset and preset.spec, "variants", []), *getattr(ref, "variants", [])]
-        variants = tuple(
-            resolve_component(components, "variants", ComponentRef(name=v.name, params=v.params),
-                              where.child("variants", i))
-            for i, v in enumerate(listed))
-    return Resolved(kind, ref.label or ref.name, factory, params, entry.plugin, entry.version,
-                    variants=variants, files=local_file_digests(entry.make_params(params)),
-                    source=entry.source_sha256)
+    resolved = Resolved(kind, ref.label or ref.name, factory, params, entry.plugin,
+                        entry.version, files=local_file_digests(entry.make_params(params)),
+                        source=entry.source_sha256)
+    if kind != "architectures":
+        return resolved
+    return _architecture(components, resolved, preset, ref, where)
+
+
+def _local_files(entry: Entry, values: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``LocalFile`` params written as relative paths, made relative to the file that wrote
+    them (the suite, or the catalogue of a preset), like ``plugins`` and weights."""
+    out = dict(values)
+    for name in local_file_fields(entry.params):
+        value = out.get(name)
+        if isinstance(value, str) and not Path(value).expanduser().is_absolute():
+            out[name] = str(base / value)
+    return out
+
+
+def _architecture(components: Components, resolved: Resolved, preset: Preset | None,
+                  ref: ComponentRef, where: Where) -> Resolved:
+    """Variants (the preset's, then the suite's), weights and input adaptation."""
+    preset_spec = preset.spec if preset else None
+    listed = [*getattr(preset_spec, "variants", []), *getattr(ref, "variants", [])]
+    variants = tuple(
+        resolve_component(components, "variants", ComponentRef(name=v.name, params=v.params),
+                          where.child("variants", i))
+        for i, v in enumerate(listed))
+    weights = None
+    if getattr(ref, "weights", None) is not None:
+        weights = resolve_weights(ref.weights, Path(where.source).parent, where)
+    elif getattr(preset_spec, "weights", None) is not None:
+        assert preset is not None
+        weights = resolve_weights(preset_spec.weights, preset.source.parent,
+                                  Where(str(preset.source), ("architectures", preset.name)))
+    settings = [s for s in (ref, preset_spec) if s is not None]
+    mean = next((s.mean for s in settings if getattr(s, "mean", None)), None)
+    std = next((s.std for s in settings if getattr(s, "std", None)), None)
+    size = next((s.input_size for s in settings if getattr(s, "input_size", None)), None)
+    inputs = (InputAdapter(tuple(mean) if mean else None, tuple(std) if std else None, size)
+              if mean or size else None)
+    entry = components.architectures.get(resolved.factory)
+    return replace(resolved, variants=variants, weights=weights, inputs=inputs,
+                   pretrained=weights is not None or entry.pretrained)
 
 
 def resolve_attacks(components: Components, ref: AttackRef | TrainAttack, where: Where

@@ -271,6 +271,8 @@ class Runner:
             self._note(run_summary, "train", cell.hash, "cached")
             return self.load_model(cell, data, Path(finished["checkpoint"]),
                                    finished["checkpoint_sha256"])
+        if cell.recipe is None:
+            return self._pretrained_model(cell, data, run_summary)
         state_path = self.store.checkpoint_path(cell.hash, "state")
         if state_path.exists() and (problem := file_problem(state_path)) is not None:
             self.notify(f"training state {state_path} {problem}: training "
@@ -300,10 +302,24 @@ class Runner:
         self._note(run_summary, "train", cell.hash, "computed")
         return result.model
 
+    def _pretrained_model(self, cell: TrainCell, data: LoadedDataset,
+                          run_summary: RunSummary) -> torch.nn.Module:
+        """A model evaluated with the weights it came with: built, stored like a trained one
+        (so reruns, reports and ``load_trained`` treat both alike), never trained."""
+        started = time.perf_counter()
+        model = build_model(self.components, cell.architecture, data.info, self.device).eval()
+        checkpoint = self.store.checkpoint_path(cell.hash)
+        digest = save_checkpoint(model, checkpoint)
+        self.store.record_train(cell.hash, cell.config(), cell.labels, status="done",
+                                checkpoint=checkpoint, checkpoint_sha256=digest,
+                                seconds=time.perf_counter() - started)
+        self._note(run_summary, "train", cell.hash, "computed")
+        return model
+
     def _evaluate(self, e: EvalCell, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
                   targets: torch.Tensor, summary: RunSummary) -> torch.Tensor | None:
         """Run one eval cell and record it; the per-example robust flags, or None if it failed."""
-        seed = int(e.hash[:8], 16)
+        seed = e.seed
         with collect_flags() as flags:  # kept even when the attack fails half-way
             try:
                 attack = build_attack(self.components, e.attack)
@@ -317,12 +333,13 @@ class Runner:
                                "input to the loss (a non-differentiable model?)")
         if outcome is None:
             self.store.record_eval(e.hash, e.train.hash, e.config(), e.attack.label,
-                                   status="failed", mode=e.mode, error=error, flags=flags)
+                                   status="failed", mode=e.mode, error=error, flags=flags,
+                                   seed=e.seed)
             self._note(summary, "eval", e.hash, "failed", f"{e.describe()}: {error}")
             return None
         self.store.record_eval(e.hash, e.train.hash, e.config(), e.attack.label, status="done",
                                mode=e.mode, robust=outcome.robust, norms=outcome.norms,
                                median_norm=outcome.median_norm, flags=flags,
-                               seconds=outcome.seconds)
+                               seconds=outcome.seconds, seed=e.seed)
         self._note(summary, "eval", e.hash, "computed")
         return outcome.robust

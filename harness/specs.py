@@ -69,10 +69,58 @@ class VariantRef(_Strict):
 VariantItem = Annotated[VariantRef, BeforeValidator(_name_to_table)]
 
 
-class ArchitectureRef(ComponentRef):
-    """An architecture with variants applied in order, after the preset's own variants."""
+class Weights(_Strict):
+    """Trained weights for an architecture: a file, a URL (with its sha256), or a model a
+    harness run trained. An architecture with weights is evaluated, never trained."""
+
+    path: str | None = Field(default=None, description="A .pt/.pth/.safetensors file, relative "
+                             "to the file that names it.")
+    url: str | None = Field(default=None, description="Downloaded once into the cache folder "
+                            "($HARNESS_CACHE); needs sha256.")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
+                               description="Checked whenever the file is used.")
+    key: str | None = Field(default=None, description='The entry holding the state dict, e.g. '
+                            '"state_dict" or "model".')
+    strip: list[str] = Field(default_factory=list, description='Key prefixes to remove, e.g. '
+                             '["module."] for DataParallel checkpoints.')
+    run: str | None = Field(default=None, description="A harness output folder, e.g. "
+                            '"runs/quickstart", with cell = ...')
+    cell: str | None = Field(default=None, description="That run's train cell: its hash (or a "
+                             'prefix) or "architecture/recipe/seed".')
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Weights:
+        sources = [name for name in ("path", "url", "run") if getattr(self, name)]
+        if len(sources) != 1:
+            raise ValueError("give exactly one of path, url or run (with cell)")
+        if self.url and not self.sha256:
+            raise ValueError("a url needs its sha256 (sha256 = \"…\"), checked on every use")
+        if bool(self.run) != bool(self.cell):
+            raise ValueError('run and cell go together: run = "runs/x", cell = "<hash>"')
+        return self
+
+
+class ArchitectureSettings(_Strict):
+    """What an architecture entry may say besides its factory: variants, weights, and the
+    normalization and input size a third-party model expects."""
 
     variants: list[VariantItem] = Field(default_factory=list)
+    weights: Weights | None = None
+    mean: list[float] | None = Field(default=None, description="Normalization the model "
+                                     "expects on [0,1] inputs (applied inside), with std.")
+    std: list[float] | None = None
+    input_size: int | None = Field(default=None, ge=1, description="Side the model expects: "
+                                   "inputs are resized to it inside the model.")
+
+    @model_validator(mode="after")
+    def _mean_with_std(self) -> ArchitectureSettings:
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("mean and std go together")
+        return self
+
+
+class ArchitectureRef(ComponentRef, ArchitectureSettings):
+    """An architecture with variants applied in order, after the preset's own variants."""
 
 
 ComponentItem = Annotated[ComponentRef, BeforeValidator(_name_to_table)]
@@ -89,8 +137,8 @@ class FactoryPreset(_Strict):
     description: str = ""
 
 
-class ArchitecturePreset(FactoryPreset):
-    variants: list[VariantItem] = Field(default_factory=list)
+class ArchitecturePreset(FactoryPreset, ArchitectureSettings):
+    """A named architecture: a factory with params, variants, and optional weights."""
 
 
 class AttackPreset(FactoryPreset):

@@ -36,7 +36,8 @@ SCHEMA_VERSION = 2
 
 #: Columns added since schema 1, added to an older database when it is opened.
 ADDED_COLUMNS = {"train_cells": ("checkpoint_sha256 TEXT", "checkpoint_size INTEGER",
-                                 "checkpoint_mtime_ns INTEGER")}
+                                 "checkpoint_mtime_ns INTEGER"),
+                 "eval_cells": ("seed INTEGER",)}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -91,7 +92,8 @@ CREATE TABLE IF NOT EXISTS eval_cells (
     median_norm REAL,
     flags_json TEXT NOT NULL DEFAULT '{}',
     seconds REAL,
-    finished REAL NOT NULL
+    finished REAL NOT NULL,
+    seed INTEGER
 );
 CREATE TABLE IF NOT EXISTS metrics (
     train_hash TEXT NOT NULL,
@@ -381,14 +383,16 @@ class Store:
                     attack_label: str, *, status: str, mode: str, error: str | None = None,
                     robust: torch.Tensor | None = None, norms: torch.Tensor | None = None,
                     median_norm: float | None = None, flags: dict[str, str] | None = None,
-                    seconds: float = 0.0) -> None:
+                    seconds: float = 0.0, seed: int | None = None) -> None:
         with self.transaction() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO eval_cells VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO eval_cells (hash, train_hash, config_json, attack_label, "
+                "status, error, mode, n, robust_accuracy, robust, norms, median_norm, "
+                "flags_json, seconds, finished, seed) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (cell_hash, train_hash, json.dumps(config), attack_label, status, error, mode,
                  None if robust is None else len(robust),
                  None if robust is None else float(robust.float().mean()),
                  None if robust is None else pack_bools(robust),
                  None if norms is None else norms.double().numpy().tobytes(), median_norm,
-                 json.dumps(flags or {}), seconds, time.time()))
+                 json.dumps(flags or {}), seconds, time.time(), seed))

@@ -43,7 +43,9 @@ class Suite(BaseModel):
     device: str = "auto"
     datasets: list[ComponentItem] = Field(min_length=1)
     architectures: list[ArchitectureItem] = Field(min_length=1)
-    recipes: list[RecipeItem] = Field(min_length=1)
+    recipes: list[RecipeItem] = Field(
+        default_factory=list, description='Training recipes; architectures with weights are '
+        'evaluated as they are (recipe "pretrained") and need none.')
     attacks: list[AttackItem] = Field(default_factory=list)
     metrics: list[ComponentItem] | None = Field(
         default=None, description="Architecture metrics (default: every metric marked default).")
