@@ -338,14 +338,15 @@ def report(output: Path | None, run_id: int | None, list_runs: bool) -> None:
 @click.option("--output", type=click.Path(path_type=Path),
               help="Output folder of the run (default: runs/<suite name>).")
 @click.option("--eps", type=float, default=None, help="Budget for both attacks (else their own).")
-@click.option("--max-examples", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--max-examples", type=click.IntRange(min=1), default=None,
+              help="First N test examples (default: the suite's evaluation.max_examples).")
 @click.option("--tolerance", type=float, default=2.0, show_default=True,
               help="Largest accepted accuracy gap, in percentage points.")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--data-root", type=click.Path(path_type=Path), default=Path("data"))
 @plugin_options
 def crosscheck(suite: Path, first: str, second: str, output: Path | None, eps: float | None,
-               max_examples: int, tolerance: float, device: str | None, data_root: Path,
+               max_examples: int | None, tolerance: float, device: str | None, data_root: Path,
                plugins_dirs, catalogues, blocked) -> None:
     """Run attacks FIRST and SECOND (e.g. pgd20-linf-8 and pgd20-linf-8-art) on the models SUITE
     trained, and report how far apart they are; exit 1 above --tolerance."""

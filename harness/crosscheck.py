@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from harness.build import build_attack
-from harness.cells import Plan, Resolved
+from harness.cells import EvalCell, Plan, Resolved
 from harness.components import Components
 from harness.errors import UserError
 from harness.evaluate import clean_correct, run_attack
@@ -50,8 +50,13 @@ def resolve_pair(components: Components, names: tuple[str, str], eps: float | No
 
 
 def crosscheck(components: Components, plan: Plan, store: Store, pair: tuple[Resolved, Resolved],
-               device: torch.device, data_root: Path, max_examples: int) -> list[Agreement]:
-    """Both attacks on the first ``max_examples`` test examples of every trained model."""
+               device: torch.device, data_root: Path, max_examples: int | None = None
+               ) -> list[Agreement]:
+    """Both attacks on the first ``max_examples`` test examples (default: the suite's) of
+    every trained model, each seeded as the run seeds an eval cell: an attack that is also
+    in the suite gives the matrix's number here."""
+    if max_examples is None:
+        max_examples = plan.evaluation.max_examples
     runner = Runner(components, store, device, data_root)
     results = []
     for cell in plan.train_cells:
@@ -63,8 +68,9 @@ def crosscheck(components: Components, plan: Plan, store: Store, pair: tuple[Res
                                   finished["checkpoint_sha256"])
         x, y = runner.eval_data(cell.dataset, data, max_examples)
         correct = clean_correct(model, x, y, plan.evaluation.batch_size)
-        robust = [run_attack(model, build_attack(components, attack), x, y, correct,
-                             plan.evaluation.batch_size, seed=0).robust
+        batch = plan.evaluation.batch_size
+        robust = [run_attack(model, build_attack(components, attack), x, y, correct, batch,
+                             EvalCell(cell, attack, max_examples, batch).seed).robust
                   for attack in pair]
         attacked = max(int(correct.sum()), 1)
         results.append(Agreement(

@@ -7,6 +7,7 @@ where the mistake is. Catalogue presets are resolved when the catalogue loads.
 
 from __future__ import annotations
 
+import importlib.metadata
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,11 @@ def resolve_component(components: Components, kind: str, ref: ComponentRef, wher
                       ) -> Resolved:
     preset = components.catalogue.get(kind, ref.name)
     factory = preset.spec.factory if preset else ref.name
-    entry = components.entry(kind, factory, where.child("name"))
     suite_dir = Path(where.source).parent
+    if kind == "architectures" and preset is None and ":" in factory and \
+            factory not in components.architectures:
+        ref, factory = _import_ref(ref, suite_dir, where), IMPORT_FACTORY
+    entry = components.entry(kind, factory, where.child("name"))
     merged = {**_local_files(entry, preset_params(preset), preset.source.parent if preset else
                              suite_dir),
               **_local_files(entry, ref.params, suite_dir)}
@@ -47,6 +51,29 @@ def resolve_component(components: Components, kind: str, ref: ComponentRef, wher
     if kind != "architectures":
         return resolved
     return _architecture(components, resolved, preset, ref, where)
+
+
+#: The built-in factory (plugins/imported.py) behind ``module:callable`` and ``file.py:Name``.
+IMPORT_FACTORY = "import"
+
+
+def _import_ref(ref: ComponentRef, base: Path, where: Where) -> ComponentRef:
+    """``module:callable`` or ``file.py:Name`` as the import factory's params: the entry's
+    params become the callable's keyword arguments; the file (hashed) or the package's
+    version stand for the code."""
+    module, _, name = ref.name.rpartition(":")
+    params: dict[str, Any] = {"target": ref.name, "kwargs": dict(ref.params)}
+    if module.endswith(".py"):
+        path = base / module if not Path(module).is_absolute() else Path(module)
+        if not path.is_file():
+            raise where.child("name").error(f"{path} does not exist; a file:Name architecture "
+                                            "is relative to the file that names it")
+        params["file"] = str(path)
+    elif module and name:
+        top = module.split(".")[0]
+        dists = importlib.metadata.packages_distributions().get(top, [])
+        params["package_version"] = importlib.metadata.version(dists[0]) if dists else None
+    return ref.model_copy(update={"params": params, "label": ref.label or ref.name})
 
 
 def _local_files(entry: Entry, values: dict[str, Any], base: Path) -> dict[str, Any]:

@@ -177,6 +177,20 @@ def test_crosscheck_reports_the_gap_between_two_attacks(finished_run):
     assert "model(s) above the 0 pp tolerance" in weak.output
 
 
+def test_crosscheck_defaults_to_the_suites_examples_and_seeds_like_the_run(finished_run):
+    """An attack of the suite crosschecked against itself gives the matrix's own number."""
+    suite, out, _ = finished_run
+    result = CliRunner().invoke(cli, ["crosscheck", str(suite), "fgsm-linf-0.1",
+                                      "fgsm-linf-0.1", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split(" | ") for line in result.output.splitlines() if line.startswith("| digits")]
+    assert {row[1] for row in rows} == {"64"}  # the suite's evaluation.max_examples
+    with sqlite3.connect(out / "results.db") as db:
+        matrix = {round(100 * a, 1) for (a,) in db.execute(
+            "SELECT robust_accuracy FROM eval_cells WHERE attack_label = 'fgsm-linf-0.1'")}
+    assert {float(row[2]) for row in rows} == matrix
+
+
 def test_crosscheck_needs_a_finished_run(tmp_path):
     suite = tmp_path / "s.toml"
     suite.write_text(SUITE)

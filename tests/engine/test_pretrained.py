@@ -237,3 +237,22 @@ def test_an_architecture_without_weights_or_recipes_is_one_line(run_cli, write_s
     assert result.exit_code == 2
     assert "architectures[0]: architecture 'small-cnn-digits' has no weights and the suite " \
            "has no recipe to train it" in result.stderr
+
+
+def test_a_file_callable_is_an_architecture_with_its_code_hashed(trained, run_cli, monkeypatch):
+    """``my_models.py:TinyNet`` needs no plugin: the file's bytes are part of the cell hash."""
+    root, model = trained
+    monkeypatch.chdir(root)
+    (root / "models_file.py").write_text(MODELS.split("@hookimpl")[0])
+    (root / "direct.toml").write_text(
+        'datasets = ["digits"]\narchitectures = [{ name = "models_file.py:TinyNet", weights = '
+        '{ path = "tiny.safetensors" } }]\n'
+        f'attacks = [{ATTACK_TOML}]\n[evaluation]\nmax_examples = {EXAMPLES}\n')
+    result = run_cli("run", "direct.toml", "--output", "direct")
+    assert result.exit_code == 0, result.output
+    robust, seed, _ = stored(root / "direct" / "results.db")
+    assert torch.equal(robust, direct(model, seed))
+    before = run_cli("run", "direct.toml", "--output", "direct", "--dry-run").stdout
+    (root / "models_file.py").write_text(MODELS.split("@hookimpl")[0] + "\n# edited\n")
+    after = run_cli("run", "direct.toml", "--output", "direct", "--dry-run").stdout
+    assert "done" in before and "done" not in after
