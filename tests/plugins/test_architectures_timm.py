@@ -353,21 +353,87 @@ def test_pretrained_weights_must_be_local(components, tmp_path):
         entry.factory(missing, info_for(CIFAR))
 
 
-def test_checkpoint_is_loaded_through_timm(components, tmp_path):
-    """A 3-channel 7-class checkpoint into a 1-channel 10-class model: timm adapts stem and head."""
+TINY_VIT_KWARGS = {"img_size": 8, "patch_size": 2, "depth": 1, "embed_dim": 16, "num_heads": 2}
+
+
+def save_vit(tmp_path, classes: int, in_chans: int = 1, name: str = "weights.safetensors", **kwargs):
+    """A tiny timm ViT with random weights, saved as timm saves one: (model, path)."""
     import timm
     from safetensors.torch import save_file
 
-    kwargs = {"img_size": 8, "patch_size": 2, "depth": 1, "embed_dim": 16, "num_heads": 2}
     torch.manual_seed(1)
-    source = timm.create_model("vit_tiny_patch16_224", num_classes=7, **kwargs)
-    path = tmp_path / "weights.safetensors"
+    source = timm.create_model("vit_tiny_patch16_224", num_classes=classes, in_chans=in_chans,
+                               **{**TINY_VIT_KWARGS, **kwargs}).eval()
+    path = tmp_path / name
     save_file(source.state_dict(), str(path))
-    model = build(components, "timm", DIGITS, model="vit_tiny_patch16_224", kwargs=kwargs,
-                  pretrained=True, checkpoint=str(path)).backbone
+    return source, path
+
+
+def load_vit(components, path, **params):
+    return build(components, "timm", DIGITS, model="vit_tiny_patch16_224", kwargs=TINY_VIT_KWARGS,
+                 pretrained=True, checkpoint=str(path), **params).eval()
+
+
+def test_a_checkpoint_head_of_the_dataset_class_count_is_kept(components, tmp_path):
+    """timm alone compares 10 classes with its 1000-class config and puts a random head in place."""
+    source, path = save_vit(tmp_path, classes=10)
+    model = load_vit(components, path)
+    x = torch.rand(4, *DIGITS)
+    with torch.no_grad():
+        assert torch.equal(model.backbone(x), source(x))
+        assert torch.equal(model(x), source(model.normalize(x)))
+
+
+def test_checkpoint_stem_is_adapted_and_a_new_head_is_asked_for(components, tmp_path):
+    """A 3-channel 7-class checkpoint for a 1-channel 10-class dataset: timm's stem adaptation;
+    the head is replaced only with new_head = true."""
+    source, path = save_vit(tmp_path, classes=7, in_chans=3)
+    with pytest.raises(UserError) as caught:
+        load_vit(components, path)
+    assert str(caught.value) == (
+        f"checkpoint {path}: its classifier head has 7 classes and the dataset 10: set new_head = true to "
+        "train a new classifier for this dataset (fine-tuning), or use a checkpoint with 10 classes")
+    model = load_vit(components, path, new_head=True).backbone
     assert torch.equal(model.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
     assert torch.allclose(model.patch_embed.proj.weight, source.patch_embed.proj.weight.sum(1, keepdim=True))
     assert model.head.weight.shape == (10, 16)
+    with pytest.raises(ValidationError, match="new_head replaces a checkpoint's classifier"):
+        components.architectures.get("timm").make_params({"model": "resnet18", "new_head": True})
+
+
+def test_checkpoint_keys_and_shapes_must_fit(components, tmp_path):
+    _, deeper = save_vit(tmp_path, classes=10, name="deeper.safetensors", depth=2)
+    what = f"timm's vit_tiny_patch16_224 with kwargs {TINY_VIT_KWARGS}"
+    with pytest.raises(UserError) as caught:
+        load_vit(components, deeper)
+    assert str(caught.value) == (
+        f"checkpoint {deeper} does not fit {what}: unexpected keys blocks.1.attn.proj.bias, "  # sorted
+        "blocks.1.attn.proj.weight, blocks.1.attn.qkv.bias, blocks.1.attn.qkv.weight, … (12 in all). "
+        "Build the model it was saved from (the same timm model name and kwargs)")
+    _, wider = save_vit(tmp_path, classes=10, name="wider.safetensors", embed_dim=32)
+    with pytest.raises(UserError, match=r"does not fit .*: shapes \(checkpoint vs model\) cls_token "
+                                        r"\(1, 1, 32\) vs \(1, 1, 16\), pos_embed"):
+        load_vit(components, wider)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match=f"checkpoint {garbage} cannot be read as a state dict"):
+        load_vit(components, garbage)
+
+
+def test_a_harness_checkpoint_loads_into_the_whole_model(components, tmp_path):
+    """Keys backbone.* and normalize.*: the normalized model as trained, its normalization too."""
+    from safetensors.torch import save_file
+
+    entry, params = params_of(components, "timm", model="vit_tiny_patch16_224", kwargs=TINY_VIT_KWARGS)
+    torch.manual_seed(2)
+    trained = entry.factory(params, DataInfo(DIGITS, 10, (0.3,), (0.2,))).eval()
+    path = tmp_path / "harness.safetensors"
+    save_file(trained.state_dict(), str(path))
+    assert {k.split(".")[0] for k in trained.state_dict()} == {"backbone", "normalize"}
+    model = load_vit(components, path)  # built for digits' own mean and std
+    x = torch.rand(4, *DIGITS)
+    with torch.no_grad():
+        assert torch.equal(model(x), trained(x))
 
 
 # --- activations (for activation-swap variants) ----------------------------------------------------
