@@ -20,6 +20,8 @@ Where things are:
 * ``families`` — the registration table ``FAMILIES``, each row's factory and check, and
   ``minimum_input``;
 * ``generic`` — the ``timm`` passthrough, local weights only;
+* ``checkpoints`` — loading those weights strictly (the checkpoint's head kept when it has the
+  dataset's class count, harness checkpoints recognised);
 * ``activations`` — ``activation_classes``, an inventory of a model's activation classes (what
   an activation swap must match); re-exported here, as nothing in the plugin itself calls it.
 """

@@ -4,11 +4,14 @@ fixes an argument a family adapts, with errors that say which keyword timm refus
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from harness import UserError
 
@@ -23,6 +26,16 @@ POOLFORMER_SIZES = {"s12": ([2, 2, 6, 2], [64, 128, 320, 512], 1e-5),
                     "s36": ([6, 6, 18, 6], [64, 128, 320, 512], 1e-6),
                     "m36": ([6, 6, 18, 6], [96, 192, 384, 768], 1e-6),
                     "m48": ([8, 8, 24, 8], [96, 192, 384, 768], 1e-6)}
+
+
+@functools.cache
+def swin_halves_down() -> bool:
+    """Whether this timm rounds a Swin stage's merged map down (1.0.9: 1×1 → 0×0) rather than up
+    (1.0.31: 1×1 → 1×1); read off a stage, so it holds whichever release made the change."""
+    from timm.models.swin_transformer import SwinTransformerStage
+
+    stage = SwinTransformerStage(dim=1, out_dim=1, input_resolution=(1, 1), depth=0, num_heads=1)
+    return tuple(stage.output_resolution) == (0, 0)
 
 
 def timm_name(family: str, params: Any) -> str:
@@ -121,10 +134,29 @@ def build_checked(family: str, params: Any, in_chans: int, num_classes: int,
         raise UserError(kwargs_error(timm_name(family, params), exc)) from None
 
 
+class _SchedulesOnCpu(TorchFunctionMode):
+    """``torch.linspace`` on the CPU: timm 1.0.9 reads its drop-path schedules back with ``.item()``
+    and ``.tolist()`` (``[x.item() for x in torch.linspace(0, rate, depth)]``), which a meta tensor
+    cannot do; timm 1.0.31 computes them in Python. Nothing else of a model is built from them."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func is torch.linspace and kwargs.get("device") is None:
+            kwargs["device"] = "cpu"
+        return func(*args, **kwargs)
+
+
+@contextmanager
+def on_meta() -> Iterator[None]:
+    """Build parameters on the meta device (no memory, no init), with any timm 1.0 release."""
+    with torch.device("meta"), _SchedulesOnCpu():
+        yield
+
+
 def probe(build: Callable[[], nn.Module], shape: tuple[int, ...], what: str) -> str | None:
     """Build on the meta device and run a shape-only forward: the error a real run would hit."""
     try:
-        with torch.random.fork_rng(devices=[]), torch.device("meta"):  # validation leaves the RNG alone
+        with torch.random.fork_rng(devices=[]), on_meta():  # validation leaves the RNG alone
             model = build()
             with torch.no_grad():
                 model.eval()(torch.empty(1, *shape, device="meta"))

@@ -15,7 +15,7 @@ from torch import nn
 
 from harness import DataInfo, UserError, normalized
 
-from .builders import build_checked, probe, timm_name
+from .builders import build_checked, probe, swin_halves_down, timm_name
 from .geometry import adapted_kwargs, input_problem
 from .params import (
     CaiTParams,
@@ -78,7 +78,7 @@ FAMILIES: dict[str, Family] = {
 
 def named_factory(family: str) -> Callable[[Any, DataInfo], nn.Module]:
     def factory(params: Any, info: DataInfo) -> nn.Module:
-        problem = input_problem(family, params, info.input_shape)
+        problem = size_problem(family, params, info.input_shape)
         if problem:  # normally caught by 'harness validate' through check_input
             raise UserError(problem)
         kw = adapted_kwargs(family, params, info.input_shape)
@@ -89,11 +89,16 @@ def named_factory(family: str) -> Callable[[Any, DataInfo], nn.Module]:
     return factory
 
 
+def size_problem(family: str, params: Any, shape: tuple[int, ...]) -> str | None:
+    """The pure size rule for the installed timm (timm is imported only to ask how Swin rounds)."""
+    return input_problem(family, params, shape, family == "swin" and swin_halves_down())
+
+
 def named_check(family: str) -> Callable[[Any, tuple[int, ...]], str | None]:
     """The pure size rule; with user ``kwargs`` (which may change the geometry) also a meta probe."""
 
     def check(params: Any, shape: tuple[int, ...]) -> str | None:
-        problem = input_problem(family, params, shape)
+        problem = size_problem(family, params, shape)
         if problem or not params.kwargs:
             return problem
         kw = adapted_kwargs(family, params, shape)
@@ -108,7 +113,7 @@ def minimum_input(family: str, params: Any | None = None) -> int:
     if params is None:
         params = FAMILIES[family].params()
     side = 1
-    while input_problem(family, params, (3, side, side)) is not None:
+    while size_problem(family, params, (3, side, side)) is not None:
         side += 1
         if side > 4096:
             raise ValueError(f"{family}: no square input up to 4096×4096 fits these params")

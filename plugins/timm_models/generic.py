@@ -1,4 +1,5 @@
-"""``timm``, the generic passthrough: any timm model name plus keyword overrides, local weights only.
+"""``timm``, the generic passthrough: any timm model name plus keyword overrides, local weights only
+(loaded strictly by ``checkpoints``).
 
 No size adaptation: validation builds the model on the meta device and runs a shape-only forward.
 """
@@ -12,7 +13,8 @@ from torch import nn
 
 from harness import DataInfo, UserError, normalized
 
-from .builders import create, kwargs_error, probe
+from .builders import create, probe
+from .checkpoints import load_checkpoint
 from .params import GenericParams
 
 
@@ -35,23 +37,17 @@ def _local_checkpoint(params: GenericParams) -> str:
 
 def _generic_build(params: GenericParams, in_chans: int, num_classes: int) -> nn.Module:
     _known_model(params.model)
-    if not params.pretrained:
-        return create(params.model, in_chans, num_classes, params.kwargs)
-    import timm
-
-    # source/hf_hub_id/url cleared: timm then reads only the file (never the hub, never a URL); its
-    # loader drops a classifier of another size, adapts the stem to in_chans and resizes pos_embed.
-    overlay = {"file": _local_checkpoint(params), "source": "", "hf_hub_id": None, "url": None}
-    try:
-        return timm.create_model(params.model, pretrained=True, pretrained_cfg_overlay=overlay,
-                                 in_chans=in_chans, num_classes=num_classes, **params.kwargs)
-    except TypeError as exc:
-        raise UserError(kwargs_error(params.model, exc)) from None
+    return create(params.model, in_chans, num_classes, params.kwargs)
 
 
 def timm_model(params: GenericParams, info: DataInfo) -> nn.Module:
-    """Any timm model with keyword overrides, behind Normalize; no automatic size adaptation."""
-    return normalized(_generic_build(params, info.input_shape[0], info.num_classes), info)
+    """Any timm model with keyword overrides, behind Normalize; no automatic size adaptation.
+    With ``pretrained``, the local checkpoint is loaded strictly (``checkpoints``)."""
+    model = normalized(_generic_build(params, info.input_shape[0], info.num_classes), info)
+    if params.pretrained:
+        what = f"timm's {params.model} with kwargs {params.kwargs}"
+        load_checkpoint(model, Path(_local_checkpoint(params)), what, params.new_head)
+    return model
 
 
 def check_timm_input(params: GenericParams, shape: tuple[int, ...]) -> str | None:

@@ -103,8 +103,22 @@ def _multiple_problem(family: str, size: Size2, stride: int, why: str) -> str | 
             f"and {_size_text(size)} is {too}: for small inputs use {SMALL_INPUT_FACTORIES}")
 
 
-def input_problem(family: str, params: Any, shape: tuple[int, ...]) -> str | None:
-    """Why ``family`` with ``params`` cannot take inputs of ``shape``, or None if it can."""
+def _swin_floor_problem(size: Size2, kw: dict[str, Any]) -> str | None:
+    """timm 1.0.9 halves a Swin stage map rounding down (later releases round up): a map that
+    reaches 0×0 before the last stage breaks the window attention (a modulo by zero)."""
+    patch, stages = kw.get("patch_size"), len(kw.get("depths") or (2, 2, 6, 2))
+    if not isinstance(patch, int) or min(size) // patch >= 2 ** (stages - 1):
+        return None
+    need = 2 ** (stages - 1) * patch
+    return (f"swin: this timm halves stage maps rounding down (timm 1.0.9; later releases round up), so "
+            f"{_size_text(size)} inputs with patch {patch} leave a 0×0 map by stage {stages}; use inputs of "
+            f"at least {need}×{need}" + (", or a smaller patch_size" if patch > 1 else ""))
+
+
+def input_problem(family: str, params: Any, shape: tuple[int, ...],
+                  swin_halves_down: bool = False) -> str | None:
+    """Why ``family`` with ``params`` cannot take inputs of ``shape``, or None if it can.
+    ``swin_halves_down``: the installed timm rounds Swin's stage maps down (see ``builders``)."""
     if len(shape) != 3:
         return f"{family} needs (C, H, W) images, not inputs of shape {tuple(shape)}"
     size = _hw(shape)
@@ -115,6 +129,8 @@ def input_problem(family: str, params: Any, shape: tuple[int, ...]) -> str | Non
             return (f"{family}: patch_size {patch} does not divide {_size_text(size)} inputs (timm would "
                     f"silently ignore the border pixels); use patch_size = {_dividing_patch(size, patch)} "
                     "or leave it unset to adapt it")
+    if family == "swin" and swin_halves_down:
+        return _swin_floor_problem(size, kw)
     if family == "coatnet":
         return _multiple_problem(family, size, 32, "timm sizes its relative-position tables for "
                                                    "img_size // 32 and an odd map breaks them")

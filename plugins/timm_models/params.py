@@ -124,9 +124,13 @@ class GenericParams(TimmKwargs):
     pretrained: bool = Field(
         default=False, description="Load weights; needs 'checkpoint' (nothing is downloaded).")
     checkpoint: LocalFile | None = Field(
-        default=None, description="A local weights file (.safetensors or .pth) loaded through timm, "
-                                  "which drops a mismatched classifier and adapts in_chans; its "
-                                  "content is part of the cell hash.")
+        default=None, description="A local weights file (.safetensors or .pth; timm's or a harness "
+                                  "checkpoint of this model), loaded strictly: every key, same shapes "
+                                  "(a stem of another channel count is adapted); its content is part "
+                                  "of the cell hash.")
+    new_head: bool = Field(
+        default=False, description="Replace a checkpoint classifier of another class count with a new "
+                                   "random one (fine-tuning); without it that is an error.")
 
     @model_validator(mode="after")
     def _weights_are_local(self) -> GenericParams:
@@ -137,4 +141,6 @@ class GenericParams(TimmKwargs):
                 "models--timm--<name>/snapshots/*/model.safetensors")
         if self.checkpoint and not self.pretrained:
             raise ValueError("checkpoint is only read with pretrained = true")
+        if self.new_head and not self.pretrained:
+            raise ValueError("new_head replaces a checkpoint's classifier: it needs pretrained = true")
         return self

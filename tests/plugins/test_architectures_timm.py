@@ -48,7 +48,7 @@ def tiny(components, family: str, shape, **overrides) -> nn.Module:
 
 
 def count_on_meta(components, name: str, shape=CIFAR) -> int:
-    with torch.device("meta"):
+    with components.pm.get_plugin("timm_models").builders.on_meta():
         model = build(components, name, shape)
     assert all(p.is_meta for p in model.parameters())
     return sum(p.numel() for p in model.parameters())
@@ -190,7 +190,7 @@ def _runs(model: nn.Module, shape: tuple[int, ...]) -> bool:
     try:
         with torch.no_grad():
             model.eval()(torch.zeros(1, *shape))
-    except (RuntimeError, ValueError, AssertionError):
+    except (RuntimeError, ValueError, AssertionError, ZeroDivisionError):  # 1.0.9 Swin: 0×0 maps
         return False
     return True
 
@@ -201,7 +201,7 @@ def test_input_rule_agrees_with_a_real_forward(components, plugin, family):
     entry = components.architectures.get(family)
     params = entry.make_params(entry.test_params)
     for shape in [(1, s, s) for s in SIDES] + [(1, 16, 32), (1, 32, 64)]:
-        rule = plugin.geometry.input_problem(family, params, shape)
+        rule = plugin.families.size_problem(family, params, shape)
         kw = plugin.geometry.adapted_kwargs(family, params, shape)
         torch.manual_seed(0)
         model = plugin.builders.build_checked(family, params, 1, 10, kw)
@@ -209,8 +209,9 @@ def test_input_rule_agrees_with_a_real_forward(components, plugin, family):
 
 
 def test_minimum_inputs(plugin, components):
+    swin = 8 if plugin.builders.swin_halves_down() else 1  # timm 1.0.9 rounds stage maps down
     assert {f: plugin.families.minimum_input(f) for f in FAMILIES} == {
-        "vit": 1, "deit": 1, "cait": 1, "mlp-mixer": 1, "swin": 1, "pvt-v2": 1, "coatnet": 32,
+        "vit": 1, "deit": 1, "cait": 1, "mlp-mixer": 1, "swin": swin, "pvt-v2": 1, "coatnet": 32,
         "levit": 16, "convnext": 8, "poolformer": 1, "convmixer": 1}
     _, stride4 = params_of(components, "poolformer", stem_stride=4)
     assert plugin.families.minimum_input("poolformer", stride4) == 3
@@ -250,6 +251,19 @@ def test_too_small_input_messages(components):
         "convnext with patch_size 4 has total stride 32, too large for 8×8 inputs (a 2×2 downsampling "
         "conv meets a 1×1 map); use patch_size = 1 (total stride 8) or leave it unset to adapt it")
     assert entry.check_input(params, (3, 8)) == "convnext needs (C, H, W) images, not inputs of shape (3, 8)"
+
+
+def test_swin_rule_where_timm_rounds_stage_maps_down(components, plugin):
+    """timm 1.0.9 (robustbench's pin) halves Swin's maps rounding down: 7×7 at patch 1 ends at 0×0."""
+    _, params = params_of(components, "swin", **components.architectures.get("swin").test_params)
+    assert plugin.geometry.input_problem("swin", params, (1, 7, 7), swin_halves_down=True) == (
+        "swin: this timm halves stage maps rounding down (timm 1.0.9; later releases round up), so 7×7 "
+        "inputs with patch 1 leave a 0×0 map by stage 4; use inputs of at least 8×8")
+    assert plugin.geometry.input_problem("swin", params, (1, 8, 8), swin_halves_down=True) is None
+    assert plugin.geometry.input_problem("swin", params, (1, 7, 7)) is None
+    _, patch2 = params_of(components, "swin", patch_size=2)
+    assert plugin.geometry.input_problem("swin", patch2, (1, 14, 14), swin_halves_down=True).endswith(
+        "use inputs of at least 16×16, or a smaller patch_size")
 
 
 def test_the_factory_raises_the_same_reason_instead_of_a_shape_error(components):
@@ -295,7 +309,7 @@ def test_reserved_kwargs_are_rejected(components):
 # --- the generic passthrough ----------------------------------------------------------------------
 
 
-def test_generic_timm_passthrough_with_overrides(components):
+def test_generic_timm_passthrough_with_overrides(components, plugin):
     kwargs = {"img_size": 8, "patch_size": 2, "depth": 2, "embed_dim": 32, "num_heads": 2}
     model = build(components, "timm", DIGITS, model="vit_tiny_patch16_224", kwargs=kwargs)
     backbone = model.backbone
@@ -305,7 +319,7 @@ def test_generic_timm_passthrough_with_overrides(components):
     assert model(torch.rand(3, *DIGITS)).shape == (3, 10)
     plain = build(components, "timm", CIFAR, model="resnet18")
     assert type(plain.backbone).__name__ == "ResNet" and plain.backbone.fc.out_features == 10
-    with torch.device("meta"):  # toolkits.md section 4: coatnet_0_rw_224 at img_size 32 is 26.6M
+    with plugin.builders.on_meta():  # toolkits.md section 4: coatnet_0_rw_224 at img_size 32 is 26.6M
         rw = build(components, "timm", CIFAR, model="coatnet_0_rw_224", kwargs={"img_size": 32})
     assert round(sum(p.numel() for p in rw.parameters()) / 1e6, 1) == 26.6
 
@@ -339,21 +353,87 @@ def test_pretrained_weights_must_be_local(components, tmp_path):
         entry.factory(missing, info_for(CIFAR))
 
 
-def test_checkpoint_is_loaded_through_timm(components, tmp_path):
-    """A 3-channel 7-class checkpoint into a 1-channel 10-class model: timm adapts stem and head."""
+TINY_VIT_KWARGS = {"img_size": 8, "patch_size": 2, "depth": 1, "embed_dim": 16, "num_heads": 2}
+
+
+def save_vit(tmp_path, classes: int, in_chans: int = 1, name: str = "weights.safetensors", **kwargs):
+    """A tiny timm ViT with random weights, saved as timm saves one: (model, path)."""
     import timm
     from safetensors.torch import save_file
 
-    kwargs = {"img_size": 8, "patch_size": 2, "depth": 1, "embed_dim": 16, "num_heads": 2}
     torch.manual_seed(1)
-    source = timm.create_model("vit_tiny_patch16_224", num_classes=7, **kwargs)
-    path = tmp_path / "weights.safetensors"
+    source = timm.create_model("vit_tiny_patch16_224", num_classes=classes, in_chans=in_chans,
+                               **{**TINY_VIT_KWARGS, **kwargs}).eval()
+    path = tmp_path / name
     save_file(source.state_dict(), str(path))
-    model = build(components, "timm", DIGITS, model="vit_tiny_patch16_224", kwargs=kwargs,
-                  pretrained=True, checkpoint=str(path)).backbone
+    return source, path
+
+
+def load_vit(components, path, **params):
+    return build(components, "timm", DIGITS, model="vit_tiny_patch16_224", kwargs=TINY_VIT_KWARGS,
+                 pretrained=True, checkpoint=str(path), **params).eval()
+
+
+def test_a_checkpoint_head_of_the_dataset_class_count_is_kept(components, tmp_path):
+    """timm alone compares 10 classes with its 1000-class config and puts a random head in place."""
+    source, path = save_vit(tmp_path, classes=10)
+    model = load_vit(components, path)
+    x = torch.rand(4, *DIGITS)
+    with torch.no_grad():
+        assert torch.equal(model.backbone(x), source(x))
+        assert torch.equal(model(x), source(model.normalize(x)))
+
+
+def test_checkpoint_stem_is_adapted_and_a_new_head_is_asked_for(components, tmp_path):
+    """A 3-channel 7-class checkpoint for a 1-channel 10-class dataset: timm's stem adaptation;
+    the head is replaced only with new_head = true."""
+    source, path = save_vit(tmp_path, classes=7, in_chans=3)
+    with pytest.raises(UserError) as caught:
+        load_vit(components, path)
+    assert str(caught.value) == (
+        f"checkpoint {path}: its classifier head has 7 classes and the dataset 10: set new_head = true to "
+        "train a new classifier for this dataset (fine-tuning), or use a checkpoint with 10 classes")
+    model = load_vit(components, path, new_head=True).backbone
     assert torch.equal(model.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
     assert torch.allclose(model.patch_embed.proj.weight, source.patch_embed.proj.weight.sum(1, keepdim=True))
     assert model.head.weight.shape == (10, 16)
+    with pytest.raises(ValidationError, match="new_head replaces a checkpoint's classifier"):
+        components.architectures.get("timm").make_params({"model": "resnet18", "new_head": True})
+
+
+def test_checkpoint_keys_and_shapes_must_fit(components, tmp_path):
+    _, deeper = save_vit(tmp_path, classes=10, name="deeper.safetensors", depth=2)
+    what = f"timm's vit_tiny_patch16_224 with kwargs {TINY_VIT_KWARGS}"
+    with pytest.raises(UserError) as caught:
+        load_vit(components, deeper)
+    assert str(caught.value) == (
+        f"checkpoint {deeper} does not fit {what}: unexpected keys blocks.1.attn.proj.bias, "  # sorted
+        "blocks.1.attn.proj.weight, blocks.1.attn.qkv.bias, blocks.1.attn.qkv.weight, … (12 in all). "
+        "Build the model it was saved from (the same timm model name and kwargs)")
+    _, wider = save_vit(tmp_path, classes=10, name="wider.safetensors", embed_dim=32)
+    with pytest.raises(UserError, match=r"does not fit .*: shapes \(checkpoint vs model\) cls_token "
+                                        r"\(1, 1, 32\) vs \(1, 1, 16\), pos_embed"):
+        load_vit(components, wider)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match=f"checkpoint {garbage} cannot be read as a state dict"):
+        load_vit(components, garbage)
+
+
+def test_a_harness_checkpoint_loads_into_the_whole_model(components, tmp_path):
+    """Keys backbone.* and normalize.*: the normalized model as trained, its normalization too."""
+    from safetensors.torch import save_file
+
+    entry, params = params_of(components, "timm", model="vit_tiny_patch16_224", kwargs=TINY_VIT_KWARGS)
+    torch.manual_seed(2)
+    trained = entry.factory(params, DataInfo(DIGITS, 10, (0.3,), (0.2,))).eval()
+    path = tmp_path / "harness.safetensors"
+    save_file(trained.state_dict(), str(path))
+    assert {k.split(".")[0] for k in trained.state_dict()} == {"backbone", "normalize"}
+    model = load_vit(components, path)  # built for digits' own mean and std
+    x = torch.rand(4, *DIGITS)
+    with torch.no_grad():
+        assert torch.equal(model(x), trained(x))
 
 
 # --- activations (for activation-swap variants) ----------------------------------------------------
