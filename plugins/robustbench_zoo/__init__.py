@@ -20,7 +20,6 @@ Where things are:
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -60,12 +59,11 @@ def _check(entry: ZooEntry) -> Callable[[Any, tuple[int, ...]], str | None]:
 def harness_register_architectures(registry):
     if installed_version() is None:
         return  # the optional extra is not installed (a bare robustbench folder is not an install)
-    # an engine that evaluates zoo models without training them takes pretrained=True
-    zoo = {"pretrained": True} if "pretrained" in inspect.signature(registry.add).parameters else {}
     for entry in zoo_entries():
         _, h, w = entry.input_shape
         registry.add(entry.name, _factory(entry), params=params_for(entry), check_input=_check(entry),
                      test_input_shape=entry.input_shape, test_params={"download": False},
                      description=f"RobustBench {entry.dataset} {entry.threat} {entry.model}: its "
                                  f"architecture and weights through robustbench.load_model "
-                                 f"([0,1] {h}×{w} inputs, {entry.classes} classes)", **zoo)
+                                 f"([0,1] {h}×{w} inputs, {entry.classes} classes)",
+                     pretrained=True)

@@ -8,14 +8,14 @@ import re
 from pathlib import Path
 
 import harness
-from harness import hookspecs, toolkits
+from harness import hookspecs, testing, toolkits
 from harness.kinds import KINDS, REGISTERED
 from harness.paths import builtin_plugins_dir
 from harness.registry import REGISTRY_TYPES
 
 ENGINE = Path(harness.__file__).parent
 #: Modules of the public API: plugins import from these and nothing else of the harness.
-PUBLIC = {"harness", "harness.toolkits"}
+PUBLIC = {"harness", "harness.toolkits", "harness.testing"}
 #: Imports inside functions, allowed only to keep the command line fast (lazy loading).
 LAZY_IMPORTERS = {"cli", "pytest_plugin"}
 
@@ -79,7 +79,8 @@ def test_builtin_plugins_use_only_the_public_api():
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and \
                     node.module.split(".")[0] == "harness":
                 assert node.module in PUBLIC, f"{path.name} imports {node.module}"
-                public = set(harness.__all__ if node.module == "harness" else toolkits.__all__)
+                public = set({"harness": harness.__all__, "harness.toolkits": toolkits.__all__,
+                              "harness.testing": testing.__all__}[node.module])
                 private = sorted({a.name for a in node.names} - public)
                 assert not private, f"{path.name} imports {private} from {node.module}"
 
