@@ -37,6 +37,10 @@ def margin_pgd_classes() -> dict[str, type]:
     import torchattacks
 
     class _MarginLoop:
+        def __init__(self, model: nn.Module, kappa: float = 0.0, **kwargs: Any) -> None:
+            super().__init__(model, **kwargs)
+            self.kappa = kappa
+
         def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
             images = images.clone().detach().to(self.device)
             labels = labels.clone().detach().to(self.device)
@@ -53,10 +57,6 @@ def margin_pgd_classes() -> dict[str, type]:
             return adv_images
 
     class MarginPGD(_MarginLoop, torchattacks.PGD):
-        def __init__(self, model: nn.Module, kappa: float = 0.0, **kwargs: Any) -> None:
-            super().__init__(model, **kwargs)
-            self.kappa = kappa
-
         def _start(self, images: torch.Tensor) -> torch.Tensor:
             adv_images = images.clone().detach()
             if self.random_start:
@@ -71,10 +71,6 @@ def margin_pgd_classes() -> dict[str, type]:
             return torch.clamp(images + delta, min=0, max=1).detach()
 
     class MarginPGDL2(_MarginLoop, torchattacks.PGDL2):
-        def __init__(self, model: nn.Module, kappa: float = 0.0, **kwargs: Any) -> None:
-            super().__init__(model, **kwargs)
-            self.kappa = kappa
-
         def _start(self, images: torch.Tensor) -> torch.Tensor:
             adv_images = images.clone().detach()
             if self.random_start:
