@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
 import torch
 
-from harness.specs import Recipe
+from harness.specs import FP32_EAGER, Fp32Check, Recipe, Speed
 from harness.suite import EvaluationSettings, LoadedSuite, Suite
 from harness.threat import ThreatModel
 from harness.tomlfile import Where
@@ -110,10 +110,21 @@ class ResolvedRecipe:
     defense: Resolved
     attack: Resolved | None
     validation_attack: Resolved | None = None
+    #: the recipe's amp/channels_last/compile as they run on the plan's device (``on_device``)
+    speed: Speed = FP32_EAGER
+
+    def on_device(self, device_type: str) -> ResolvedRecipe:
+        return replace(self, speed=self.recipe.speed_on(device_type))
 
     def config(self) -> dict[str, Any]:
         settings = self.recipe.model_dump(
-            mode="json", exclude={"description", "defense", "defense_params", "attack"})
+            mode="json", exclude={"description", "defense", "defense_params", "attack", "amp",
+                                  "channels_last", "compile"})
+        # What runs, not what was asked: amp/channels_last are off on CPU whatever the recipe
+        # says, so a CPU cell keeps the hash it had before they defaulted to on for CUDA.
+        settings.update(amp=self.speed.amp, channels_last=self.speed.channels_last)
+        if self.speed.compile:
+            settings["compile"] = True
         if settings.get("validation"):
             settings["validation"].pop("attack")
         config = {"settings": settings, "defense": self.defense.config(),
@@ -165,6 +176,10 @@ class EvalCell:
     mode: str = "per-attack"
     #: worst-case mode: the attacks that ran before this one in the chain (their configs)
     after: tuple[dict[str, Any], ...] = ()
+    #: the evaluation's amp/channels_last/compile on the plan's device
+    speed: Speed = FP32_EAGER
+    #: with amp: the fp32 re-run that checks it (a validity check: not hashed)
+    fp32_check: Fp32Check | None = None
 
     def config(self) -> dict[str, Any]:
         config = {"train": self.train.hash, "attack": self.attack.config(),
@@ -172,6 +187,8 @@ class EvalCell:
                   "versions": engine_versions()}
         if self.mode != "per-attack":
             config.update(mode=self.mode, after=list(self.after))
+        if self.speed.config():  # fp32 eager evaluations keep their hashes
+            config["speed"] = self.speed.config()
         return config
 
     @cached_property

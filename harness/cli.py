@@ -41,13 +41,18 @@ def _components(plugins_dirs, catalogues, blocked, suite=None):
     return components
 
 
-def _plan(suite_path: Path, plugins_dirs, catalogues, blocked):
+def _plan(suite_path: Path, plugins_dirs, catalogues, blocked, device: str | None = None,
+          on_device: bool = False):
+    """The suite's plan; with ``on_device``, its cells as they run on ``device`` (default: the
+    suite's): bf16 and channels_last are on for CUDA, and part of the cells' hashes."""
+    from harness.devices import planned_device_type
     from harness.plan import build_plan
     from harness.suite import load_suite
 
     suite = load_suite(suite_path)
     components = _components(plugins_dirs, catalogues, blocked, suite)
-    return components, build_plan(components, suite)
+    device_type = planned_device_type(device or suite.suite.device) if on_device else "cpu"
+    return components, build_plan(components, suite, device_type)
 
 
 def plural(count: int, noun: str) -> str:
@@ -108,7 +113,7 @@ def run(suite: Path, output: Path | None, device: str | None, data_root: Path, d
 def _run_suite(suite: Path, output: Path | None, device: str | None, data_root: Path,
                dry_run: bool, executor: str, ray_address: str | None, plugins_dirs, catalogues,
                blocked) -> None:
-    components, plan = _plan(suite, plugins_dirs, catalogues, blocked)
+    components, plan = _plan(suite, plugins_dirs, catalogues, blocked, device, on_device=True)
     output = output or Path("runs") / plan.suite.name
     if dry_run:
         _print_plan(plan, output)
@@ -355,7 +360,7 @@ def crosscheck(suite: Path, first: str, second: str, output: Path | None, eps: f
     from harness.devices import resolve_device
     from harness.store import Store
 
-    components, plan = _plan(suite, plugins_dirs, catalogues, blocked)
+    components, plan = _plan(suite, plugins_dirs, catalogues, blocked, device, on_device=True)
     pair = resolve_pair(components, (first, second), eps)
     store = Store(output or Path("runs") / plan.suite.name)
     chosen = resolve_device(device or plan.settings.device)

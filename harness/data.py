@@ -1,4 +1,8 @@
-"""Batches for training and evaluation: tensors held on the device, or a DataLoader otherwise."""
+"""Batches for training and evaluation: tensors held on the device, or a DataLoader otherwise.
+
+Both paths draw the same epoch order from the cell's generator, so whether a dataset fits on
+the device (``HARNESS_DEVICE_DATA_BYTES``) never changes a result, only its speed.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from harness.devices import pin_memory
+from harness.devices import device_data_bytes, pin_memory
 
 
 def as_tensors(dataset: Dataset, limit: int | None = None, batch_size: int = 1024
@@ -24,22 +28,39 @@ def as_tensors(dataset: Dataset, limit: int | None = None, batch_size: int = 102
 
 def train_batches(dataset: Dataset, batch_size: int, device: torch.device,
                   generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One epoch of shuffled batches on ``device``; small tensor datasets never leave it."""
+    """One epoch of shuffled batches on ``device``; tensor datasets never leave it."""
+    order = torch.randperm(len(dataset), generator=generator)  # type: ignore[arg-type]
     if isinstance(dataset, TensorDataset):
         x, y = dataset.tensors[:2]
-        order = torch.randperm(len(x), generator=generator)
         for start in range(0, len(x), batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start:start + batch_size].to(x.device)
             yield x[idx], y[idx]
         return
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
-                        pin_memory=pin_memory(device), num_workers=0)
+    # The loader's own generator only seeds workers: the order above is the cell's.
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=order.tolist(),
+                        generator=torch.Generator(), pin_memory=pin_memory(device),
+                        num_workers=0)
     for x, y in loader:
         yield (x.to(device, non_blocking=True), y.to(device, non_blocking=True))
 
 
-def to_device(dataset: Dataset, device: torch.device) -> Dataset:
-    """A TensorDataset moved to the device once, so training never copies batches."""
+def to_device(dataset: Dataset, device: torch.device, max_bytes: int | None = None) -> Dataset:
+    """The training set as tensors on the device when its inputs fit in ``max_bytes`` (default
+    ``device_data_bytes()``): no DataLoader, no per-batch copies, augmentation on the device.
+
+    A dataset's transforms then run once, at load: the built-in ones are deterministic
+    (random augmentation is the recipe's ``augment``, done on batches).
+    """
     if isinstance(dataset, TensorDataset):
         return TensorDataset(*(t.to(device) for t in dataset.tensors))
-    return dataset
+    limit = device_data_bytes() if max_bytes is None else max_bytes
+    if len(dataset) == 0 or _size_in_bytes(dataset) > limit:  # type: ignore[arg-type]
+        return dataset
+    x, y = as_tensors(dataset)
+    return TensorDataset(x.to(device), y.to(device))
+
+
+def _size_in_bytes(dataset: Dataset) -> int:
+    """The dataset's inputs as tensors, estimated from its first example."""
+    x = torch.as_tensor(dataset[0][0])
+    return len(dataset) * x.numel() * x.element_size()  # type: ignore[arg-type]

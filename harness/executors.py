@@ -79,15 +79,16 @@ def run_cell_task(task: CellTask) -> tuple[list[tuple[str, tuple, dict]], RunSum
     os.chdir(task.cwd)  # suites name files relative to where the user ran the command
     suite = load_suite(task.suite)
     components = load_suite_components(suite, task.plugin_dirs, task.catalogue_files, task.blocked)
-    plan = build_plan(components, suite)
+    # Ray exposes the GPU it assigned as device 0: an index the user gave means the driver's GPU
+    device = resolve_device(task.device.split(":")[0])
+    plan = build_plan(components, suite, device.type)
     cell = next((c for c in plan.train_cells if c.hash == task.cell_hash), None)
     if cell is None:
         raise RuntimeError("the worker planned the suite differently (was it edited during the "
-                           "run, or do the workers load other plugins?); run it again")
+                           "run, do the workers load other plugins, or see other devices?); "
+                           "run it again")
     store = DeferredStore(task.output)
     summary = RunSummary(task.run_id)
-    # Ray exposes the GPU it assigned as device 0: an index the user gave means the driver's GPU
-    device = resolve_device(task.device.split(":")[0])
     Runner(components, store, device, task.data_root).run_cell(plan, cell, summary)
     return store.writes, summary
 

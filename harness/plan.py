@@ -38,7 +38,9 @@ def _no_duplicate_cells(cells: list[Any], what: str, where: Where) -> None:
         seen[cell.hash] = cell
 
 
-def build_plan(components: Components, loaded: LoadedSuite) -> Plan:
+def build_plan(components: Components, loaded: LoadedSuite, device_type: str = "cpu") -> Plan:
+    """The suite's cells as they run on ``device_type``: its CUDA speed settings (bf16,
+    channels_last) are part of what a cell computes, so they are resolved and hashed here."""
     suite, where = loaded.suite, Where(str(loaded.path))
     datasets = [resolve_component(components, "datasets", ref, where.child("datasets", i))
                 for i, ref in enumerate(suite.datasets)]
@@ -62,11 +64,13 @@ def build_plan(components: Components, loaded: LoadedSuite) -> Plan:
                 f"architecture {arch.label!r} has no weights and the suite has no recipe to "
                 "train it; add recipes = [...], or weights = { path = \"...\" } to evaluate "
                 "a trained model")
+    speed = suite.evaluation.speed_on(device_type)
     for dataset in datasets:
         for arch in archs:
             # a pretrained model is evaluated as it is: one cell, whatever recipes and seeds
             trainings = [(None, 0)] if arch.pretrained else [
-                (recipe, seed) for recipe in recipes for seed in suite.seeds]
+                (recipe.on_device(device_type), seed) for recipe in recipes
+                for seed in suite.seeds]
             for recipe, seed in trainings:
                 cell = TrainCell(dataset, arch, recipe, seed)
                 plan.train_cells.append(cell)
@@ -74,7 +78,8 @@ def build_plan(components: Components, loaded: LoadedSuite) -> Plan:
                     EvalCell(cell, attack, suite.evaluation.max_examples,
                              suite.evaluation.batch_size, suite.evaluation.mode,
                              tuple(a.config() for a in plan.attacks[:i])
-                             if suite.evaluation.mode == "worst-case" else ())
+                             if suite.evaluation.mode == "worst-case" else (), speed,
+                             suite.evaluation.cross_check() if speed.amp else None)
                     for i, attack in enumerate(plan.attacks)]
     _no_duplicate_cells(plan.train_cells, "training run", where)
     for cell in plan.train_cells[:1]:

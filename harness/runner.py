@@ -323,7 +323,8 @@ class Runner:
         with collect_flags() as flags:  # kept even when the attack fails half-way
             try:
                 attack = build_attack(self.components, e.attack)
-                outcome = run_attack(model, attack, x, y, targets, e.batch_size, seed)
+                outcome = run_attack(model, attack, x, y, targets, e.batch_size, seed, e.speed,
+                                     e.fp32_check)
             except UserError:
                 raise
             except Exception as exc:

@@ -6,6 +6,7 @@ keys so a typo is an error, not a silently ignored setting.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -199,8 +200,14 @@ class Recipe(_Strict):
         "validation robust accuracy (both are kept).")
     attack_bn: Literal["eval", "train"] = Field(
         default="eval", description="BatchNorm mode while crafting training attacks.")
-    amp: bool = Field(default=False, description="bf16 autocast (CUDA only; ignored elsewhere).")
-    channels_last: bool = Field(default=False, description="channels_last memory (CUDA only).")
+    amp: bool = Field(default=True, description="bf16 autocast for training and its attacks "
+                      "(CUDA only; fp32 elsewhere).")
+    channels_last: bool = Field(default=True, description="channels_last memory (CUDA only).")
+    compile: bool = Field(default=False, description="torch.compile the model, shared by the "
+                          "training step and the training attack (any device).")
+
+    def speed_on(self, device_type: str) -> Speed:
+        return Speed.on(device_type, self.amp, self.channels_last, self.compile)
 
     @model_validator(mode="after")
     def _best_needs_validation(self) -> Recipe:
@@ -208,6 +215,42 @@ class Recipe(_Strict):
             raise ValueError('checkpoint = "best" needs a validation split; add '
                              "validation = { fraction = 0.1 }")
         return self
+
+
+@dataclass(frozen=True)
+class Speed:
+    """What a cell runs with, resolved for the device it is planned for.
+
+    ``amp`` and ``channels_last`` are CUDA speed-ups (on by default there); elsewhere they
+    resolve to off, so a CPU cell runs, and is hashed, exactly as before they existed.
+    ``compile`` applies on any device. Cells hash ``config()``: what actually runs.
+    """
+
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+
+    @classmethod
+    def on(cls, device_type: str, amp: bool, channels_last: bool, compile: bool) -> Speed:
+        cuda = device_type == "cuda"
+        return cls(amp and cuda, channels_last and cuda, compile)
+
+    def config(self) -> dict[str, bool]:
+        """Only the settings that are on: fp32 eager NCHW is the unmarked baseline."""
+        return {name: True for name, on in asdict(self).items() if on}
+
+
+#: fp32, eager, NCHW: every cell planned for a CPU, and the engine's own side computations.
+FP32_EAGER = Speed()
+
+
+@dataclass(frozen=True)
+class Fp32Check:
+    """A bf16 evaluation's honesty check: the first ``examples`` attacked examples of each eval
+    cell are attacked again in fp32; a robust-accuracy gap above ``tolerance`` is flagged."""
+
+    examples: int
+    tolerance: float
 
 
 class CatalogueFile(_Strict):

@@ -8,12 +8,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from harness.specs import ArchitectureItem, AttackItem, ComponentItem, RecipeItem
+from harness.specs import ArchitectureItem, AttackItem, ComponentItem, Fp32Check, RecipeItem, Speed
 from harness.tomlfile import Where, read_toml, validate
 
 
 class EvaluationSettings(BaseModel):
-    """How models are evaluated: which test examples and in what batches."""
+    """How models are evaluated: which test examples, in what batches, at what precision."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -25,6 +25,22 @@ class EvaluationSettings(BaseModel):
         description="per-attack: every attack runs on every clean-correct example; worst-case: "
                     "each attack runs only on the examples still robust after the previous ones "
                     "(AutoAttack style: cheaper, the last column is the worst case).")
+    amp: bool = Field(default=True, description="Craft attacks under bf16 autocast (CUDA only; "
+                      "verdicts and budget checks stay fp32/float64).")
+    channels_last: bool = Field(default=True, description="channels_last memory (CUDA only).")
+    compile: bool = Field(default=False, description="torch.compile the model the attacks run on.")
+    fp32_check: int = Field(
+        default=256, ge=0, description="When attacks run in bf16: the first N attacked examples "
+        "of each eval cell are attacked again in fp32; 0 turns the check off.")
+    fp32_tolerance: float = Field(
+        default=0.03, ge=0, le=1, description="Largest accepted robust-accuracy gap (a "
+        "fraction) between bf16 and fp32 on those examples before the bf16-mismatch flag.")
+
+    def speed_on(self, device_type: str) -> Speed:
+        return Speed.on(device_type, self.amp, self.channels_last, self.compile)
+
+    def cross_check(self) -> Fp32Check | None:
+        return Fp32Check(self.fp32_check, self.fp32_tolerance) if self.fp32_check else None
 
 
 class Suite(BaseModel):

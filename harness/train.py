@@ -15,7 +15,6 @@ import copy
 import functools
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from harness.checkpoints import atomic_write
 from harness.components import Components
 from harness.contracts import LoadedDataset
 from harness.data import as_tensors, train_batches
+from harness.devices import autocast, channels_last, compile_model, compile_seconds
 from harness.evaluate import clean_correct, run_attack
 from harness.flags import raise_flag
 from harness.guard import GuardedAttack
@@ -79,13 +79,6 @@ def build_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
                weight_decay=recipe.weight_decay)
 
 
-def autocast(recipe: Recipe, device: torch.device) -> AbstractContextManager[Any]:
-    """bf16 autocast on CUDA when the recipe asks; full precision everywhere else."""
-    if recipe.amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
 @dataclass
 class Probe:
     """Clean and robust accuracy of fixed example sets, measured without disturbing training."""
@@ -110,16 +103,24 @@ class Probe:
 
 
 class Trainer:
-    """One train cell: resumable epoch by epoch from ``state_path``."""
+    """One train cell: resumable epoch by epoch from ``state_path``.
+
+    The cell's speed settings (resolved by the plan for its device) apply as given: bf16
+    autocast over each training step and its attack, channels_last model and batches, and one
+    compiled model (``net``) that the step and the attack share; ``model`` stays the plain
+    module the optimizer, EMA and checkpoints hold.
+    """
 
     def __init__(self, components: Components, cell: TrainCell, data: LoadedDataset,
                  device: torch.device, state_path: Path | None = None) -> None:
         self.cell, self.device, self.state_path = cell, device, state_path
         self.recipe = recipe = cell.recipe.recipe
+        self.speed = cell.recipe.speed
         seed_everything(cell.seed)
         self.model = build_model(components, cell.architecture, data.info, device)
-        if recipe.channels_last and device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        if self.speed.channels_last:
+            channels_last(self.model)
+        self.net = compile_model(self.model) if self.speed.compile else self.model
         train_mode = recipe.attack_bn == "train"
         attack = (build_attack(components, cell.recipe.attack, train_mode)
                   if cell.recipe.attack else None)
@@ -179,7 +180,7 @@ class Trainer:
         for x, y in train_batches(self.train_set, self.recipe.batch_size, self.device,
                                   self.generator):
             x = augment(x, self.recipe.augment, self.recipe.crop_padding, self.generator)
-            if self.recipe.channels_last and self.device.type == "cuda":
+            if self.speed.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, y
 
@@ -188,11 +189,11 @@ class Trainer:
         total, count = 0.0, 0
         custom = getattr(self.defense, "train_batch", None)
         for x, y in self.batches():
-            with autocast(self.recipe, self.device):
+            with autocast(self.speed.amp, self.device):
                 if custom is not None:
-                    loss = custom(self.model, x, y, functools.partial(self.step, labels=y))
+                    loss = custom(self.net, x, y, functools.partial(self.step, labels=y))
                 else:
-                    loss = self.defense.loss(self.model, x, y)
+                    loss = self.defense.loss(self.net, x, y)
                     self.step(loss, labels=y)
             total += float(loss.detach()) * len(y)
             count += len(y)
@@ -205,7 +206,7 @@ class Trainer:
     def end_epoch(self, loss: float) -> None:
         record: dict[str, Any] = {"epoch": self.epoch + 1, "loss": loss,
                                   "lr": self.optimizer.param_groups[0]["lr"]}
-        record.update(self.probe.measure(self.evaluated))
+        record.update(self.probe.measure(self.ema.module if self.ema is not None else self.net))
         self.history.append(record)
         hook = getattr(self.defense, "on_epoch_end", None)
         if hook is not None:
@@ -249,6 +250,7 @@ class Trainer:
 
     def run(self) -> TrainResult:
         started = time.perf_counter()
+        compiled_before = compile_seconds() if self.speed.compile else 0.0
         self.load_state()
         epochs = tqdm(range(self.epoch, self.recipe.epochs), desc=self.cell.describe(),
                       leave=False, unit="epoch", disable=None)
@@ -271,15 +273,16 @@ class Trainer:
             chosen.load_state_dict(best)
         chosen.eval()
         summary = {f"final_{k}": v for k, v in self.probe.measure(chosen).items()}
-        if self.recipe.amp and self.device.type == "cuda":
+        if self.speed.amp:
             summary.update(self.bf16_crosscheck(chosen, summary))
+        if self.speed.compile:  # reported apart from the run time, which it is part of
+            summary["compile_seconds"] = compile_seconds() - compiled_before
         return TrainResult(chosen, best, last, self.history, summary, self.probe.attack,
                            time.perf_counter() - started)
 
-
     def bf16_crosscheck(self, model: nn.Module, fp32: dict[str, float]) -> dict[str, float]:
         """The probe again under bf16 autocast: a gap to fp32 means bf16 evaluation would lie."""
-        with autocast(self.recipe, self.device):
+        with autocast(True, self.device):
             bf16 = self.probe.measure(model)
         gaps = {k: abs(bf16[k] - fp32[f"final_{k}"]) for k in bf16}
         if max(gaps.values(), default=0) > 0.02:

@@ -73,7 +73,8 @@ GOLDEN = {
     "misspelled key in a table": (
         VALID + "[evaluation]\nmax_example = 5\n",
         "suite.toml: evaluation.max_example: unknown key 'max_example'. Did you mean: "
-        "max_examples? Allowed keys: max_examples, batch_size, mode.",
+        "max_examples? Allowed keys: max_examples, batch_size, mode, amp, channels_last, compile, "
+        "fp32_check, fp32_tolerance.",
     ),
     "missing required key": (
         DATASETS + RECIPES,
@@ -119,7 +120,7 @@ GOLDEN = {
         "description, defense, defense_params, attack, epochs, batch_size, optimizer, lr, "
         "momentum, nesterov, betas, weight_decay, schedule, milestones, gamma, warmup_epochs, "
         "min_lr, cycle_peak, grad_clip, ema, augment, crop_padding, validation, checkpoint, "
-        "attack_bn, amp, channels_last.",
+        "attack_bn, amp, channels_last, compile.",
     ),
     "linf eps in pixel units": (
         DATASETS + ARCHS + RECIPES + 'attacks = [{ name = "pgd", eps = 8 }]\n',
