@@ -45,8 +45,7 @@ class GuardedAttack:
         grads = [p.grad for p in params]  # the caller's, e.g. mid-step in training
         for p in params:
             p.grad = None
-        watched = self._watched(model)
-        snapshot = [t.detach().clone() for _, t in watched]
+        snapshot = Snapshot(self._watched(model))
         given = x.clone()
         try:
             with kept_modes(model), torch.enable_grad(), frozen_parameters(model):
@@ -56,7 +55,7 @@ class GuardedAttack:
         finally:
             for p, grad in zip(params, grads, strict=True):
                 p.grad = grad
-            _restore_changed(watched, snapshot)
+            snapshot.restore_changed()
         if not torch.equal(given, x):
             raise ContractViolation("the attack wrote into its input batch (in place); it must "
                                     "return a new tensor and leave x as it was")
@@ -71,32 +70,70 @@ class GuardedAttack:
         return watched
 
 
-def _restore_changed(watched: list[tuple[str, torch.Tensor]], snapshot: list[torch.Tensor]
-                     ) -> None:
-    """Put back every tensor the attack changed, then say which: the model is whole again.
+class Snapshot:
+    """A copy of the model's tensors to find and undo what an attack changed, bit for bit.
 
-    One host read for the whole model (not one per tensor: each would be a GPU sync).
+    The tensors of each dtype and device are copied as one flat buffer (one kernel, not one per
+    tensor) and compared as one, by their bits (a NaN that stayed NaN is unchanged): on a GPU
+    the check is a handful of launches and one host read, whatever the model's size.
     """
-    if not watched:
-        return
-    device = watched[0][1].device
-    differs = torch.stack([_differs(tensor, saved).to(device)
-                           for (_, tensor), saved in zip(watched, snapshot, strict=True)])
-    if not bool(differs.any()):
-        return
-    changed = [(name, tensor, saved) for ((name, tensor), saved), moved in
-               zip(zip(watched, snapshot, strict=True), differs.tolist(), strict=True) if moved]
-    with torch.no_grad():
-        for _, tensor, saved in changed:
-            tensor.copy_(saved)
-    names = ", ".join(name for name, _, _ in changed[:5]) + (" …" if len(changed) > 5 else "")
-    raise ContractViolation(f"the attack changed the model ({names}); restored, but its "
-                            "results are void (it trained the model or ran it in train mode)")
+
+    def __init__(self, watched: list[tuple[str, torch.Tensor]]) -> None:
+        groups: dict[tuple[torch.dtype, torch.device], list[tuple[str, torch.Tensor]]] = {}
+        for name, tensor in watched:
+            groups.setdefault((tensor.dtype, tensor.device), []).append((name, tensor))
+        self.groups = [(group, _flat(group)) for group in groups.values()]
+
+    def restore_changed(self) -> None:
+        """Put back every tensor the attack changed, then say which: the model is whole again."""
+        changed: list[str] = []
+        for group, saved in self.groups:
+            if torch.equal(_bits(_flat(group)), _bits(saved)):
+                continue
+            start = 0
+            with torch.no_grad():
+                for name, tensor in group:
+                    before = saved[start:start + tensor.numel()]
+                    start += tensor.numel()
+                    if not torch.equal(_bits(_memory_order(tensor)), _bits(before)):
+                        _put_back(tensor, before)
+                        changed.append(name)
+        if changed:
+            names = ", ".join(changed[:5]) + (" …" if len(changed) > 5 else "")
+            raise ContractViolation(f"the attack changed the model ({names}); restored, but its "
+                                    "results are void (it trained the model or ran it in train "
+                                    "mode)")
 
 
-def _differs(tensor: torch.Tensor, saved: torch.Tensor) -> torch.Tensor:
-    """Whether any element changed (a NaN that stayed NaN is unchanged)."""
-    moved = tensor != saved
-    if tensor.is_floating_point():
-        moved &= ~(tensor.isnan() & saved.isnan())
-    return moved.any()
+def _dense(tensor: torch.Tensor) -> bool:
+    return tensor.is_contiguous() or (tensor.dim() == 4 and
+                                      tensor.is_contiguous(memory_format=torch.channels_last))
+
+
+def _memory_order(tensor: torch.Tensor) -> torch.Tensor:
+    """A 1-d view of the tensor's elements as they lie in memory (channels_last weights
+    included), so flattening copies nothing; any other strided tensor is copied in row-major
+    order."""
+    tensor = tensor.detach()
+    if _dense(tensor):
+        return tensor.as_strided((tensor.numel(),), (1,), tensor.storage_offset())
+    return tensor.reshape(-1)
+
+
+def _put_back(tensor: torch.Tensor, saved: torch.Tensor) -> None:
+    if _dense(tensor):
+        _memory_order(tensor).copy_(saved)
+    else:
+        tensor.detach().copy_(saved.view(tensor.shape))
+
+
+def _flat(group: list[tuple[str, torch.Tensor]]) -> torch.Tensor:
+    return torch.cat([_memory_order(tensor) for _, tensor in group])
+
+
+def _bits(tensor: torch.Tensor) -> torch.Tensor:
+    """Floats as same-width integers: equal exactly when bit-identical (NaN included)."""
+    if not tensor.is_floating_point():
+        return tensor
+    width = {8: torch.int64, 4: torch.int32, 2: torch.int16, 1: torch.int8}
+    return tensor.view(width[tensor.element_size()])

@@ -196,3 +196,64 @@ def test_the_device_data_limit_is_configurable(monkeypatch):
     monkeypatch.setenv("HARNESS_DEVICE_DATA_BYTES", "many")
     with pytest.raises(Exception, match="HARNESS_DEVICE_DATA_BYTES='many'"):
         to_device(streamed, torch.device("cpu"))
+
+
+@pytest.fixture
+def quick_compile(monkeypatch):
+    """torch.compile with the aot_eager backend: dynamo and AOT autograd capture the model as
+    for inductor, without its C++ code generation (a minute per graph on this CPU)."""
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model: real(model, backend="aot_eager"))
+
+
+def trained(tmp_path, recipe: str):
+    plan = plan_for(tmp_path, "cpu", recipe)
+    cell = plan.train_cells[0]
+    data = Runner(COMPONENTS, Store(tmp_path / "out"), torch.device("cpu"),
+                  tmp_path).dataset(cell.dataset, plan)
+    trainer = Trainer(COMPONENTS, cell, data, torch.device("cpu"))
+    return trainer, trainer.run()
+
+
+def test_compiled_training_shares_the_model_and_matches_eager(tmp_path, quick_compile):
+    compiled, result = trained(tmp_path, "compile = true,")
+    assert compiled.net is not compiled.model
+    assert [id(p) for p in compiled.net.parameters()] == [id(p) for p in
+                                                          compiled.model.parameters()]
+    assert result.summary["compile_seconds"] > 0
+    _, eager = trained(tmp_path, "")
+    assert "compile_seconds" not in eager.summary
+    expected, got = eager.model.state_dict(), result.model.state_dict()
+    assert expected.keys() == got.keys()  # checkpoints hold the plain module's names
+    assert all(torch.allclose(expected[k].float(), got[k].float(), atol=1e-5) for k in expected)
+    assert result.history[0]["loss"] == pytest.approx(eager.history[0]["loss"], abs=1e-5)
+
+
+def test_compiled_evaluation_matches_eager(quick_compile):
+    _, eager, _ = evaluate(darken([]), Speed())
+    _, outcome, _ = evaluate(darken([]), Speed(compile=True))
+    assert torch.equal(outcome.robust, eager.robust) and torch.equal(outcome.norms, eager.norms)
+    assert outcome.compile_seconds > 0 and eager.compile_seconds == 0
+
+
+def test_the_flat_snapshot_restores_channels_last_and_strided_tensors_bit_for_bit():
+    from harness.errors import ContractViolation
+    from harness.guard import Snapshot
+
+    conv = nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+    linear = nn.Linear(3, 2)
+    linear.weight.data = linear.weight.data.t().contiguous().t()  # a transposed (strided) view
+    linear.bias.data[0] = float("nan")  # a NaN that stays NaN is no change
+    watched = [*conv.named_parameters(), *(("linear." + n, p) for n, p in
+                                           linear.named_parameters())]
+    before = [p.detach().clone() for _, p in watched]
+    Snapshot(watched).restore_changed()  # nothing changed: no error
+    snapshot = Snapshot(watched)
+    with torch.no_grad():
+        conv.weight[0, 1, 2, 0] += 1
+        linear.weight[1, 2] = -0.0 if linear.weight[1, 2] == 0 else 0.0
+    with pytest.raises(ContractViolation, match=r"changed the model \(weight, linear.weight\)"):
+        snapshot.restore_changed()
+    for (_, p), saved in zip(watched, before, strict=True):
+        assert torch.equal(p.view(torch.int32), saved.view(torch.int32))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
