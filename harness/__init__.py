@@ -52,36 +52,61 @@ The engine, in data-flow order (each module imports only modules above it):
     report         the matrix as Markdown, HTML, CSV, JSON and plots
     testing        conformance checks for plugin authors (public)
     pytest_plugin  the pytest plugin: a harness_case per component of your plugins
+    listing        what the plugins register, indexed so list and plugins need not load them
     cli            the command line
 """
 
-from harness.contracts import DataInfo, LoadedDataset, LocalFile, Params
-from harness.errors import ContractViolation, PluginError, UserError
-from harness.flags import raise_flag
-from harness.hookspecs import (
-    Attack,
-    Defense,
-    Measure,
-    OptionalAttackMethods,
-    OptionalDefenseMethods,
-    OptionalModuleMethods,
-    hookimpl,
-)
-from harness.nn import Normalize, normalized
-from harness.threat import StepSize, ThreatModel, parse_eps
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from harness.version import __version__
 
-#: The Python API (harness.api), imported on first use: ``import harness`` stays light for
-#: plugins and the command line.
-API = ("Benchmark", "benchmark", "load_dataset", "load_model", "load_trained")
+if TYPE_CHECKING:
+    from harness.api import Benchmark, benchmark, load_dataset, load_model, load_trained
+    from harness.contracts import DataInfo, LoadedDataset, LocalFile, Params
+    from harness.errors import ContractViolation, PluginError, UserError
+    from harness.flags import raise_flag
+    from harness.hookspecs import (
+        Attack,
+        Defense,
+        Measure,
+        OptionalAttackMethods,
+        OptionalDefenseMethods,
+        OptionalModuleMethods,
+        hookimpl,
+    )
+    from harness.nn import Normalize, normalized
+    from harness.threat import StepSize, ThreatModel, parse_eps
+
+#: Where each public name lives. Imported on first use, so ``import harness`` stays light:
+#: ``harness --help`` and the other torch-free modules do not pay for torch. The Python API
+#: (``harness.api``) is among them.
+_EXPORTS = {
+    "harness.api": ("Benchmark", "benchmark", "load_dataset", "load_model", "load_trained"),
+    "harness.contracts": ("DataInfo", "LoadedDataset", "LocalFile", "Params"),
+    "harness.errors": ("ContractViolation", "PluginError", "UserError"),
+    "harness.flags": ("raise_flag",),
+    "harness.hookspecs": ("Attack", "Defense", "Measure", "OptionalAttackMethods",
+                          "OptionalDefenseMethods", "OptionalModuleMethods", "hookimpl"),
+    "harness.nn": ("Normalize", "normalized"),
+    "harness.threat": ("StepSize", "ThreatModel", "parse_eps"),
+}
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
 
 
-def __getattr__(name: str) -> object:
-    if name in API:
-        from harness import api
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module 'harness' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME[name]), name)
+    globals()[name] = value
+    return value
 
-        return getattr(api, name)
-    raise AttributeError(f"module 'harness' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOME})
+
 
 __all__ = [
     "Attack",

@@ -35,10 +35,34 @@ def _components(plugins_dirs, catalogues, blocked, suite=None):
 
     components = (load_components(plugins_dirs, catalogues, blocked) if suite is None else
                   load_suite_components(suite, plugins_dirs, catalogues, blocked))
-    for name in components.pm.unmatched_blocks():
+    _warn_unmatched(components.pm.unmatched_blocks())
+    return components
+
+
+def _warn_unmatched(names) -> None:
+    for name in names:
         click.echo(f"warning: blocked plugin {name!r} matched no plugin; check the name "
                    "('harness plugins' lists them)", err=True)
-    return components
+
+
+def _listing(plugins_dirs, catalogues, blocked) -> dict[str, Any]:
+    """What ``list`` and ``plugins`` print: from the index while no plugin, catalogue or
+    setting changed (no torch, no plugin imported), else loaded and indexed."""
+    from dataclasses import asdict
+
+    from harness import listing
+
+    key = listing.fingerprint(plugins_dirs, catalogues, blocked)
+    index = listing.load(key)
+    if index is not None:
+        _warn_unmatched(index["unmatched_blocks"])
+        return index
+    components = _components(plugins_dirs, catalogues, blocked)
+    index = {"rows": [row for kind in KINDS for row in _list_rows(components, kind)],
+             "plugins": [asdict(info) for info in components.pm.infos.values()],
+             "unmatched_blocks": components.pm.unmatched_blocks()}
+    listing.save(key, index)
+    return json.loads(json.dumps(index))  # as the index gives it back: a miss prints the same
 
 
 def _plan(suite_path: Path, plugins_dirs, catalogues, blocked, device: str | None = None,
@@ -255,10 +279,10 @@ def _print_plan(plan, output: Path) -> None:
 def list_(kind: str | None, pattern: str, as_json: bool, plugins_dirs, catalogues,
           blocked) -> None:
     """List registered factories and catalogue presets, with wildcards and provenance."""
-    components = _components(plugins_dirs, catalogues, blocked)
-    rows: list[dict[str, Any]] = []
-    for k in [kind] if kind else KINDS:
-        rows += _list_rows(components, k, pattern)
+    import fnmatch
+
+    rows = [row for row in _listing(plugins_dirs, catalogues, blocked)["rows"]
+            if (kind is None or row["kind"] == kind) and fnmatch.fnmatchcase(row["name"], pattern)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -271,21 +295,18 @@ def list_(kind: str | None, pattern: str, as_json: bool, plugins_dirs, catalogue
             click.echo(f"  {r['name']:28} {r['type']:8} {r['from']:28} {r['description']}")
 
 
-def _list_rows(components, kind: str, pattern: str) -> list[dict[str, Any]]:
-    import fnmatch
-
+def _list_rows(components, kind: str) -> list[dict[str, Any]]:
     rows = []
     if KINDS[kind].hook:
-        for entry in components.registries[kind].list(pattern):
+        for entry in components.registries[kind].list():
             rows.append({"kind": kind, "name": entry.name, "type": "factory",
                          "from": f"plugin {entry.plugin}", **_extra(entry)})
     if KINDS[kind].presets:
         for preset in components.catalogue.items(kind):
-            if fnmatch.fnmatchcase(preset.name, pattern):
-                spec = preset.spec
-                rows.append({"kind": kind, "name": preset.name, "type": "preset",
-                             "from": preset.source.name, "description": preset.description,
-                             "uses": getattr(spec, "factory", getattr(spec, "defense", None))})
+            spec = preset.spec
+            rows.append({"kind": kind, "name": preset.name, "type": "preset",
+                         "from": preset.source.name, "description": preset.description,
+                         "uses": getattr(spec, "factory", getattr(spec, "defense", None))})
     return rows
 
 
@@ -301,10 +322,7 @@ def _extra(entry) -> dict[str, Any]:
 @plugin_options
 def plugins(as_json: bool, plugins_dirs, catalogues, blocked) -> None:
     """List loaded plugins: name, source, version, location and hooks."""
-    from dataclasses import asdict
-
-    components = _components(plugins_dirs, catalogues, blocked)
-    infos = [asdict(info) for info in components.pm.infos.values()]
+    infos = _listing(plugins_dirs, catalogues, blocked)["plugins"]
     if as_json:
         click.echo(json.dumps(infos, indent=2))
         return

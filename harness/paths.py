@@ -1,8 +1,11 @@
-"""Where the built-in plugin, catalogue and suite folders live (source checkout or wheel)."""
+"""Where plugins, catalogues and suites come from: the built-in folders (source checkout or
+wheel) and the entry-point group installed plugin packages declare."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+ENTRY_POINT_GROUP = "robust_harness"
 
 _PACKAGE = Path(__file__).resolve().parent
 

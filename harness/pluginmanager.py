@@ -17,8 +17,8 @@ import pluggy
 
 from harness import hookspecs, paths
 from harness.errors import PluginError, did_you_mean
+from harness.paths import ENTRY_POINT_GROUP
 
-ENTRY_POINT_GROUP = "robust_harness"
 ENV_DISABLE_AUTOLOAD = "HARNESS_DISABLE_PLUGIN_AUTOLOAD"
 ENV_BLOCK = "HARNESS_BLOCK_PLUGINS"
 
