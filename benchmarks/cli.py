@@ -45,7 +45,7 @@ main()
 def run(args: list[str], out: Path, cache: Path | None) -> float:
     env = {**os.environ, "PYTHONPATH": ""}
     if cache is not None:
-        env["HARNESS_CACHE_DIR"] = tempfile.mkdtemp(dir=cache)
+        env["HARNESS_CACHE"] = tempfile.mkdtemp(dir=cache)
     started = time.perf_counter()
     subprocess.run([sys.executable, "-c", PROBE.format(out=str(out), args=args)], cwd=ROOT,
                    check=True, stdout=subprocess.DEVNULL, env=env)

@@ -9,8 +9,8 @@ built-in plugin and catalogue folders, the engine itself, the extra plugin folde
 installed entry point's package (with its distribution's version). Any change is a miss: the
 command loads everything as before and writes a new index. Nothing here imports a plugin.
 
-The index lives in ``HARNESS_CACHE_DIR`` (default ``~/.cache/robust-harness``); writing it is
-best-effort (a read-only home only costs the speed).
+The index lives in ``$HARNESS_CACHE/listing`` (the user cache folder by default, as
+downloaded weights do); writing it is best-effort (a read-only cache only costs the speed).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+import platformdirs
 
 from harness import paths
 from harness.version import __version__
@@ -76,11 +78,9 @@ def _entry_point(ep: importlib.metadata.EntryPoint) -> list[Any]:
 
 
 def cache_dir() -> Path:
-    configured = os.environ.get("HARNESS_CACHE_DIR")
-    if configured:
-        return Path(configured).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "robust-harness"
+    """``$HARNESS_CACHE/listing``, else the platform's user cache (as ``harness.weights``)."""
+    root = os.environ.get("HARNESS_CACHE") or platformdirs.user_cache_dir("robust-harness")
+    return Path(root) / "listing"
 
 
 def load(key: str) -> dict[str, Any] | None:

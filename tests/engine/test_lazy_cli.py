@@ -30,7 +30,7 @@ main()
 def harness_cli(tmp_path):
     """``harness_cli(*args) -> (stdout, imported top-level modules)``, in a fresh interpreter
     with an empty index folder of its own."""
-    env = {**os.environ, "HARNESS_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": ""}
+    env = {**os.environ, "HARNESS_CACHE": str(tmp_path / "cache"), "PYTHONPATH": ""}
 
     def run(*args: str) -> tuple[str, set[str]]:
         done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=ROOT, env=env,
