@@ -96,9 +96,14 @@ def art_direct(model, x, y):
 
 
 def autoattack_direct(model, x, y):
-    from pyautoattack import AutoAttack
+    from pyautoattack import AutoAttack, checks
     from pyautoattack.autopgd_base import APGDAttack
 
+    # pyautoattack counts its checks in module globals and never resets them, so in one process
+    # only the first call would check its model; reset as for a first call (the harness resets
+    # them on every call: each eval cell's model is checked)
+    for key in checks.funcs:
+        checks.funcs[key] = 0
     aa = AutoAttack(model, norm="Linf", eps=EPS, version="custom", attacks=["apgd-ce"],
                     seed=0, device="cpu")
     aa.apgd = APGDAttack(model, n_iter=STEPS, n_restarts=1, eps=EPS, norm="Linf", seed=0,
