@@ -18,7 +18,7 @@ from harness.errors import UserError
 from harness.evaluate import clean_correct, run_attack
 from harness.resolve import resolve_attacks
 from harness.runner import Runner
-from harness.specs import AttackRef
+from harness.specs import FP32_EAGER, AttackRef
 from harness.store import Store
 from harness.tomlfile import Where
 
@@ -58,6 +58,8 @@ def crosscheck(components: Components, plan: Plan, store: Store, pair: tuple[Res
     if max_examples is None:
         max_examples = plan.evaluation.max_examples
     runner = Runner(components, store, device, data_root)
+    # the suite's precision on this device (bf16 on CUDA), as its eval cells run
+    speed = plan.eval_cells[0].speed if plan.eval_cells else FP32_EAGER
     results = []
     for cell in plan.train_cells:
         finished = store.finished_train_cell(cell.hash)
@@ -70,7 +72,8 @@ def crosscheck(components: Components, plan: Plan, store: Store, pair: tuple[Res
         correct = clean_correct(model, x, y, plan.evaluation.batch_size)
         batch = plan.evaluation.batch_size
         robust = [run_attack(model, build_attack(components, attack), x, y, correct, batch,
-                             EvalCell(cell, attack, max_examples, batch).seed).robust
+                             EvalCell(cell, attack, max_examples, batch, speed=speed).seed,
+                             speed).robust
                   for attack in pair]
         attacked = max(int(correct.sum()), 1)
         results.append(Agreement(
