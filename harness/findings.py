@@ -52,7 +52,9 @@ class Question(BaseModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Question:
-        if (self.metric is None) == (self.first is None or self.second is None):
+        comparison = self.first is not None or self.second is not None
+        if (self.metric is not None) == comparison or (comparison and None in (self.first,
+                                                                             self.second)):
             raise ValueError("give either metric (and recipe) for a correlation, or first and "
                              "second for a comparison")
         return self

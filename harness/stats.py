@@ -120,10 +120,13 @@ class Correlation:
     n: int
 
     def conclusive(self) -> bool:
-        """Called only when both say so: p < 0.05 and an interval that excludes 0."""
-        return (self.p_value is not None and self.p_value < 1 - CONFIDENCE and
-                self.low is not None and self.high is not None and
-                (self.low > 0 or self.high < 0))
+        """Called only when both say so: p < 0.05 and an interval that excludes 0 (at |ρ| = 1,
+        where the Fisher interval does not exist, the exact p alone)."""
+        if self.rho is None or self.p_value is None or self.p_value >= 1 - CONFIDENCE:
+            return False
+        if abs(self.rho) == 1:
+            return True
+        return self.low is not None and self.high is not None and (self.low > 0 or self.high < 0)
 
 
 def _rank_correlation(x_ranks: np.ndarray):
