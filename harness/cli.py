@@ -304,45 +304,26 @@ def analyze(outputs: tuple[Path, ...], run_id: int | None, questions: Path | Non
     from harness.matrix import build_matrix
     from harness.report import findings, write_analysis
 
-    runs = []
+    runs, texts = [], []
     for output in outputs:
         store = _open_store(output, "analyze")
         matrix = build_matrix(store, run_id)
         found = findings(matrix)
-        text, _ = write_analysis(matrix, found, output)
-        runs.append((store, matrix, found, text))
-    if questions is None:
-        text = "\n".join(text for *_, text in runs)
-    else:
-        text = _answer_questions(questions, runs, markdown_path, outputs)
+        texts.append(write_analysis(matrix, found, output)[0])
+        runs.append((store, matrix, found))
+    text = "\n".join(texts)
+    if questions is not None:
+        from harness.findings import answer_runs
+
+        command = " ".join(["harness analyze", *map(str, outputs), "--questions", str(questions),
+                            *(["--markdown", str(markdown_path)] if markdown_path else [])])
+        text = answer_runs(questions, runs, markdown_path, command)
     if markdown_path is None:
         click.echo(text)
         return
     markdown_path.parent.mkdir(parents=True, exist_ok=True)
     markdown_path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
     click.echo(f"wrote {markdown_path}")
-
-
-def _answer_questions(path: Path, runs, markdown_path: Path | None, outputs) -> str:
-    from harness.findings import answer, document, load_questions
-
-    questions = load_questions(path)
-    by_suite = {q.suite: q for q in questions}
-    unknown = [m.suite for _, m, _, _ in runs if m.suite not in by_suite]
-    if unknown:
-        raise UserError(f"{path}: no study for suite {unknown[0]!r}; studies: "
-                        f"{', '.join(by_suite)}")
-    figures = None
-    if markdown_path is not None:
-        figures = markdown_path.parent / markdown_path.stem
-        figures.mkdir(parents=True, exist_ok=True)
-    ran = {m.suite: (store, m, found) for store, m, found, _ in runs}
-    answers = [answer(q, *ran[q.suite], figures) for q in questions if q.suite in ran]
-    missing = [q for q in questions if q.suite not in ran]
-    command = " ".join(["harness analyze", *map(str, outputs), "--questions", str(path),
-                        *(["--markdown", str(markdown_path)] if markdown_path else [])])
-    return document(answers, missing, command,
-                    markdown_path.parent if markdown_path is not None else None)
 
 
 @cli.command()

@@ -203,3 +203,24 @@ def document(answers: list[Answer], missing: list[Question], command: str,
                                       for q in missing), ""]
     return "\n".join(lines)
 
+
+
+def answer_runs(path: Path, runs: list[tuple[Store, Matrix, Findings]],
+                markdown_path: Path | None, command: str) -> str:
+    """The document for the runs given, each matched to its study by suite name; figures go to
+    a folder beside ``markdown_path`` named after it (none when printing)."""
+    questions = load_questions(path)
+    known = {q.suite for q in questions}
+    unknown = [m.suite for _, m, _ in runs if m.suite not in known]
+    if unknown:
+        raise UserError(f"{path}: no study for suite {unknown[0]!r}; studies: "
+                        f"{', '.join(sorted(known))}")
+    figures = None
+    if markdown_path is not None:
+        figures = markdown_path.parent / markdown_path.stem
+        figures.mkdir(parents=True, exist_ok=True)
+    ran = {m.suite: (store, m, found) for store, m, found in runs}
+    answers = [answer(q, *ran[q.suite], figures) for q in questions if q.suite in ran]
+    missing = [q for q in questions if q.suite not in ran]
+    return document(answers, missing, command,
+                    markdown_path.parent if markdown_path is not None else None)

@@ -171,10 +171,10 @@ def write_csv(matrix: Matrix, path: Path) -> None:
 def write_metrics_csv(matrix: Matrix, path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*matrix.row_keys, *(
+        writer.writerow([*matrix.row_keys, "seeds", *(
             name for m in matrix.metric_columns for name in (m, f"{m} low95", f"{m} high95"))])
         for key, values in matrix.metric_rows.items():
-            writer.writerow([*key, *(
+            writer.writerow([*key, len(matrix.seeds.get(key, [])), *(
                 text for m, v in zip(matrix.metric_columns, values, strict=True)
                 for text in ["" if v is None else f"{v:.6g}",
                              *_bounds(matrix.metric_interval(key, m))])])
