@@ -141,7 +141,10 @@ def tables(pairs: list[Pair], matrix: Matrix) -> list[GroupTable]:
                 constant.append(metric)
                 continue
             rows.append([metric, *(cell(row[c].correlation) if c in row else "" for c in columns)])
-        notes = [small_n_note(n)]
+        tested = sum(p.correlation.rho is not None for p in in_group)
+        notes = [small_n_note(n), f"{tested} pairs are tested here: at p < 0.05 about "
+                 f"{tested / 20:.1f} would come out bold by chance alone, so read the pair a "
+                 "question named beforehand, not the best-looking one."]
         if constant:
             notes.append(f"Constant across these architectures (nothing to rank): "
                          f"{', '.join(constant)}.")

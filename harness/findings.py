@@ -20,8 +20,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from harness import analyze
 from harness.analyze import Pair, small_n_note
 from harness.compare import ColumnComparison, compare_rows, find_row, row_label
+from harness.compare import markdown as compare_markdown
 from harness.errors import UserError
 from harness.figures import write_paired, write_scatter
 from harness.matrix import Matrix
@@ -75,10 +77,12 @@ class Answer:
     question: Question
     matrix: Matrix
     result: str  # the number and its interval, in words
+    summary: str  # the same, short, for the summary table
     verdict: str
     reason: str
     figure: Path | None
     wall_seconds: float | None
+    context: str  # Markdown a reviewer checks the number against: the group's table
 
 
 def _verdict(sign: float, decided: bool, expect: str) -> str:
@@ -87,14 +91,19 @@ def _verdict(sign: float, decided: bool, expect: str) -> str:
     return SHOWS if (sign > 0) == (expect == "positive") else OPPOSITE
 
 
+def _side(verdict: str) -> str:
+    return "the claimed side" if verdict == SHOWS else "the opposite side"
+
+
 def _leaning(sign: float | None, expect: str) -> str:
     if not sign:
-        return "the estimate is 0"
+        return "The estimate is 0"
     side = "the claimed" if (sign > 0) == (expect == "positive") else "the opposite"
-    return f"the estimate points {side} way"
+    return f"The estimate points {side} way"
 
 
-def _correlation(q: Question, matrix: Matrix, found: Findings) -> tuple[str, str, str, Pair]:
+def _correlation(q: Question, matrix: Matrix, found: Findings
+                 ) -> tuple[str, str, str, str, Pair]:
     groups = {p.group for p in found.pairs}
     chosen = [g for g in groups if q.recipe is None or g[-1] == q.recipe]
     if len(chosen) != 1:
@@ -106,18 +115,23 @@ def _correlation(q: Question, matrix: Matrix, found: Findings) -> tuple[str, str
         raise UserError(f"study {q.suite!r}: no correlation of {q.metric!r} with {q.target!r} "
                         f"in the run; metrics: {', '.join(dict.fromkeys(p.metric for p in found.pairs))}")
     c = pair.correlation
+    expected = "< 0" if q.expect == "negative" else "> 0"
     if c.rho is None:
-        return f"ρ undefined ({q.metric} is constant)", UNTOLD, "nothing to rank", pair
+        text = f"ρ({q.metric}, {q.target}) undefined: {q.metric} is constant"
+        return text, text, UNTOLD, "Nothing to rank.", pair
     interval = "no interval (n < 4)" if c.low is None else f"95% CI [{c.low:+.2f}, {c.high:+.2f}]"
     result = (f"Spearman ρ({q.metric}, {q.target}) = {c.rho:+.2f}, {interval}, exact "
               f"permutation p = {c.p_value:.2g}, n = {c.n} architectures")
+    short = "" if c.low is None else f" [{c.low:+.2f}, {c.high:+.2f}]"
+    summary = (f"ρ({q.metric}, {q.target}) = {c.rho:+.2f}{short}, p = {c.p_value:.2g} "
+               f"(claimed {expected})")
     verdict = _verdict(c.rho, c.conclusive(), q.expect)
-    reason = f"{_leaning(c.rho, q.expect)}; {small_n_note(c.n)}" if verdict == UNTOLD else (
-        "p < 0.05 and the interval excludes 0")
-    return result, verdict, reason, pair
+    reason = (f"{_leaning(c.rho, q.expect)}, but not conclusively. {small_n_note(c.n)}"
+              if verdict == UNTOLD else f"p < 0.05 and the interval excludes 0 on {_side(verdict)}.")
+    return result, summary, verdict, reason, pair
 
 
-def _comparison(q: Question, matrix: Matrix) -> tuple[str, str, str, ColumnComparison]:
+def _comparison(q: Question, matrix: Matrix) -> tuple[str, str, str, str, ColumnComparison]:
     first, second = find_row(matrix, q.first or ""), find_row(matrix, q.second or "")
     found = compare_rows(matrix, first, second, [q.target])
     if not found:
@@ -132,10 +146,13 @@ def _comparison(q: Question, matrix: Matrix) -> tuple[str, str, str, ColumnCompa
               f"{100 * primary.high:+.1f}]; over examples [{100 * d.low:+.1f}, {100 * d.high:+.1f}]"
               f", McNemar exact p = {r.test.p_value:.2g} ({r.test.only_a} vs {r.test.only_b} "
               "discordant pairs)")
+    summary = (f"{first[0]} − {second[0]} on {q.target}: {100 * primary.mean:+.1f} pp "
+               f"[{100 * primary.low:+.1f}, {100 * primary.high:+.1f}] "
+               f"(claimed {'> 0' if q.expect == 'positive' else '< 0'})")
     verdict = _verdict(primary.mean, primary.excludes_zero(), q.expect)
-    reason = (f"{_leaning(primary.mean, q.expect)}, but the interval {unit} includes 0"
-              if verdict == UNTOLD else f"the interval {unit} excludes 0")
-    return result, verdict, reason, r
+    reason = (f"{_leaning(primary.mean, q.expect)}, but the interval {unit} includes 0."
+              if verdict == UNTOLD else f"The interval {unit} excludes 0 on {_side(verdict)}.")
+    return result, summary, verdict, reason, r
 
 
 def _wall_seconds(store: Store, suite: str) -> float | None:
@@ -149,16 +166,23 @@ def answer(q: Question, store: Store, matrix: Matrix, found: Findings,
            figures: Path | None) -> Answer:
     figure = None if figures is None else figures / f"{q.suite}.png"
     if q.metric is not None:
-        result, verdict, reason, pair = _correlation(q, matrix, found)
+        result, summary, verdict, reason, pair = _correlation(q, matrix, found)
         if figure is not None and pair.correlation.rho is not None:
             write_scatter([pair], figure)
+        context = ("Every correlation of the group (the question's pair is the one to read)",
+                   analyze.markdown([p for p in found.pairs if p.group == pair.group], matrix,
+                                    "####"))
     else:
-        result, verdict, reason, compared = _comparison(q, matrix)
+        result, summary, verdict, reason, compared = _comparison(q, matrix)
         if figure is not None:
             write_paired(compared, q.first or "", q.second or "", figure)
-    return Answer(q, matrix, result, verdict, reason,
+        a, b = find_row(matrix, q.first or ""), find_row(matrix, q.second or "")
+        context = ("The two rows on every column", compare_markdown(compare_rows(matrix, a, b),
+                                                                     a, b))
+    return Answer(q, matrix, result, summary, verdict, reason,
                   figure if figure is not None and figure.exists() else None,
-                  _wall_seconds(store, matrix.suite))
+                  _wall_seconds(store, matrix.suite),
+                  f"<details><summary>{context[0]}</summary>\n\n{context[1]}\n\n</details>")
 
 
 def _section(number: int, a: Answer, relative_to: Path | None) -> list[str]:
@@ -171,12 +195,12 @@ def _section(number: int, a: Answer, relative_to: Path | None) -> list[str]:
              + (f", {a.wall_seconds / 60:.1f} min wall time" if a.wall_seconds else "")
              + (f". {q.scale}" if q.scale else "."), "",
              f"**Result.** {a.result}.", "",
-             f"**Direction: {a.verdict}** — {a.reason}.", ""]
+             f"**Direction: {a.verdict}.** {a.reason}", ""]
     if a.figure is not None:
         where = a.figure.relative_to(relative_to) if relative_to else a.figure
         lines += [f"![{q.suite}]({where.as_posix()})", ""]
     lines += ["<details><summary>The pilot's matrix (accuracy %, mean ± 95% t-interval over "
-              "seeds)</summary>", "", markdown_table(m), "", "</details>", ""]
+              "seeds)</summary>", "", markdown_table(m), "", "</details>", "", a.context, ""]
     return lines
 
 
@@ -192,9 +216,8 @@ def document(answers: list[Answer], missing: list[Question], command: str,
              "otherwise **cannot be told at this scale**. A pilot says whether a protocol runs "
              "and what a small run can and cannot see; it does not confirm or refute a "
              "paper.", "",
-             "| study | claim tested | direction |", "|---|---|---|"]
-    lines += [f"| {a.question.study} | {a.question.target}: expected {a.question.expect} | "
-              f"{a.verdict} |" for a in answers]
+             "| study | pilot's number (95% CI) | direction |", "|---|---|---|"]
+    lines += [f"| {a.question.study} | {a.summary} | {a.verdict} |" for a in answers]
     lines.append("")
     for number, a in enumerate(answers, 1):
         lines += _section(number, a, relative_to)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-CONFIDENCE = 0.95
+ALPHA = 0.05  # a test's level, written out: 1 - 0.95 is 0.05000000000000004 in floats
+CONFIDENCE = 1 - ALPHA
 #: Permutations are enumerated exactly up to this many points (9! = 362,880), sampled above.
 EXACT_PERMUTATIONS_UP_TO = 9
 RESAMPLES = 9999
@@ -122,7 +123,7 @@ class Correlation:
     def conclusive(self) -> bool:
         """Called only when both say so: p < 0.05 and an interval that excludes 0 (at |ρ| = 1,
         where the Fisher interval does not exist, the exact p alone)."""
-        if self.rho is None or self.p_value is None or self.p_value >= 1 - CONFIDENCE:
+        if self.rho is None or self.p_value is None or self.p_value >= ALPHA:
             return False
         if abs(self.rho) == 1:
             return True
@@ -146,7 +147,7 @@ def spearman(x: list[float] | np.ndarray, y: list[float] | np.ndarray,
     n = len(x)
     if n < 2 or np.all(x == x[0]) or np.all(y == y[0]):
         return Correlation(None, None, None, None, n)
-    rho = float(stats.spearmanr(x, y).statistic)
+    rho = round(float(stats.spearmanr(x, y).statistic), 12)  # a perfect order is exactly ±1
     exact = n <= EXACT_PERMUTATIONS_UP_TO
     p = float(stats.permutation_test(
         (y,), _rank_correlation(stats.rankdata(x)), vectorized=True,

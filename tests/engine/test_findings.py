@@ -182,14 +182,14 @@ def test_analyze_answers_study_questions(run_dir, run_cli, tmp_path):
     result = run_cli("analyze", run_dir, "--questions", questions, "--markdown", out)
     assert result.exit_code == 0, result.output
     text = out.read_text()
-    assert "| Size | pgd: expected negative | shows up |" in text
+    assert "| Size | ρ(size, pgd) = -0.94 [" in text and "(claimed < 0) | shows up |" in text
     assert "Spearman ρ(size, pgd) = -0.94" in text and "## Not run" in text
     assert (tmp_path / "docs" / "pilots" / "fake.png").stat().st_size > 0
     assert "![fake](pilots/fake.png)" in text
     flipped = questions.read_text().replace('expect = "negative"', 'expect = "positive"')
     questions.write_text(flipped)
     result = run_cli("analyze", run_dir, "--questions", questions)
-    assert "| Size | pgd: expected positive | does not show up |" in result.stdout
+    assert "(claimed > 0) | does not show up |" in result.stdout
     questions.write_text(flipped.replace('metric = "size"', 'metric = "size"\nfirst = "a1/at"'))
     bad = run_cli("analyze", run_dir, "--questions", questions)
     assert bad.exit_code == 2 and "either metric" in bad.stderr

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from harness.stats import mcnemar_exact, paired_bootstrap, paired_test, smallest_p, spearman, t_interval
+from harness.stats import (
+    Correlation,
+    mcnemar_exact,
+    paired_bootstrap,
+    paired_test,
+    smallest_p,
+    spearman,
+    t_interval,
+)
 
 
 def outcomes(both: int, only_a: int, only_b: int, neither: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,3 +95,9 @@ def test_spearman_limits_of_small_n():
     assert strong.conclusive() and strong.low > 0
     assert smallest_p(5) == pytest.approx(2 / 120)
     assert smallest_p(5) < 0.05 < smallest_p(4)
+
+
+def test_p_exactly_at_the_level_is_not_conclusive():
+    """36 of 720 orders at n = 6 give p = 0.05 exactly: not below it (1 − 0.95 > 0.05 in floats)."""
+    assert not Correlation(-0.88, -0.99, -0.04, 36 / 720, 6).conclusive()
+    assert Correlation(-0.88, -0.99, -0.04, 35 / 720, 6).conclusive()
