@@ -48,8 +48,14 @@ The engine, in data-flow order (each module imports only modules above it):
     executors      where train cells run: here, or as Ray tasks
     crosscheck     two implementations of one attack on the same models
     api            load_model, load_dataset, load_trained, benchmark: the harness from a script
-    matrix         the cross-attack matrix rebuilt from the database
-    report         the matrix as Markdown, HTML, CSV, JSON and plots
+    stats          intervals over seeds, paired tests, rank correlations (scipy.stats)
+    matrix         the cross-attack matrix rebuilt from the database, seed by seed
+    unseen         robust accuracy on the training threat (seen) against the others (unseen)
+    compare        two rows on the same examples: McNemar and paired bootstrap
+    analyze        architecture metrics against robust accuracy: Spearman per training group
+    figures        every plot: heatmap, curves, histories, scatters, seen/unseen bars
+    report         the matrix and its findings as Markdown, HTML, CSV and JSON
+    findings       a study's question answered from its run: the pilots' document
     testing        conformance checks for plugin authors (public)
     pytest_plugin  the pytest plugin: a harness_case per component of your plugins
     listing        what the plugins register, indexed so list and plugins need not load them

@@ -338,12 +338,8 @@ def plugins(as_json: bool, plugins_dirs, catalogues, blocked) -> None:
 def report(output: Path | None, run_id: int | None, list_runs: bool) -> None:
     """Re-render report.md, matrix.csv and matrix.png of a run from OUTPUT/results.db."""
     from harness.report import write_report
-    from harness.store import Store
 
-    if output is None or not (output / "results.db").exists():
-        raise UserError(f"{output}: no results.db there; give the output folder of a run, "
-                        "e.g. harness report runs/quickstart")
-    store = Store(output)
+    store = _open_store(output, "report")
     if list_runs:
         for row in store.runs():
             click.echo(f"{row['id']:4}  {row['suite_name']:20} {row['status']:11} "
@@ -352,6 +348,75 @@ def report(output: Path | None, run_id: int | None, list_runs: bool) -> None:
     matrix, written = write_report(store, run_id, output)
     _print_tables(matrix)
     click.echo(f"\nwrote {', '.join(str(p) for p in written)}")
+
+
+def _open_store(output: Path | None, command: str):
+    """The store of a finished run's folder; a folder without one is a user mistake."""
+    from harness.store import Store
+
+    if output is None or not (output / "results.db").exists():
+        raise UserError(f"{output}: no results.db there; give the output folder of a run, "
+                        f"e.g. harness {command} runs/quickstart")
+    return Store(output)
+
+
+@cli.command()
+@click.argument("output", type=click.Path(path_type=Path))
+@click.argument("first")
+@click.argument("second")
+@click.option("--run", "run_id", type=int, default=None, help="Run id (default: the latest).")
+@click.option("--column", "columns", multiple=True,
+              help="Compare only this column (repeatable; default: every column).")
+def compare(output: Path, first: str, second: str, run_id: int | None,
+            columns: tuple[str, ...]) -> None:
+    """Compare rows FIRST and SECOND of a run on the same examples: McNemar's exact test and
+    paired intervals of the accuracy difference. Name a row 'architecture / recipe' (or any
+    part of it only one row has)."""
+    from harness.compare import compare_rows, find_row, markdown
+    from harness.matrix import build_matrix
+
+    matrix = build_matrix(_open_store(output, "compare"), run_id)
+    a, b = find_row(matrix, first), find_row(matrix, second)
+    click.echo(markdown(compare_rows(matrix, a, b, list(columns) or None), a, b))
+
+
+@cli.command()
+@click.argument("outputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--run", "run_id", type=int, default=None,
+              help="Run id (default: the latest of each folder).")
+@click.option("--questions", type=click.Path(path_type=Path), default=None,
+              help="A study-questions TOML (suites/pilots/questions.toml): answer each study's "
+                   "question from its run instead of listing every correlation.")
+@click.option("--markdown", "markdown_path", type=click.Path(path_type=Path), default=None,
+              help="Write the Markdown to this file (figures go to a folder beside it named "
+                   "after it) instead of printing it.")
+def analyze(outputs: tuple[Path, ...], run_id: int | None, questions: Path | None,
+            markdown_path: Path | None) -> None:
+    """Architecture metrics against robust accuracy for the runs in OUTPUTS: Spearman's ρ per
+    training group with intervals, scatter plots (OUTPUT/analysis/), seen vs unseen threats."""
+    from harness.matrix import build_matrix
+    from harness.report import findings, write_analysis
+
+    runs, texts = [], []
+    for output in outputs:
+        store = _open_store(output, "analyze")
+        matrix = build_matrix(store, run_id)
+        found = findings(matrix)
+        texts.append(write_analysis(matrix, found, output)[0])
+        runs.append((store, matrix, found))
+    text = "\n".join(texts)
+    if questions is not None:
+        from harness.findings import answer_runs
+
+        command = " ".join(["harness analyze", *map(str, outputs), "--questions", str(questions),
+                            *(["--markdown", str(markdown_path)] if markdown_path else [])])
+        text = answer_runs(questions, runs, markdown_path, command)
+    if markdown_path is None:
+        click.echo(text)
+        return
+    markdown_path.parent.mkdir(parents=True, exist_ok=True)
+    markdown_path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    click.echo(f"wrote {markdown_path}")
 
 
 @cli.command()

@@ -2,7 +2,9 @@
 
 Rows are (architecture, training recipe) — with the dataset when a suite has several — and
 columns are clean accuracy, each attack's robust accuracy and the worst case over all attacks,
-computed per example. Seeds are averaged.
+computed per example. A row's seeds are kept one by one (values and per-example outcomes), so
+every number can be shown as a mean with its interval over seeds, and two rows can be compared
+example by example.
 """
 
 from __future__ import annotations
@@ -12,10 +14,18 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from statistics import mean
 
+import numpy as np
+
 from harness.errors import UserError
+from harness.stats import Interval, t_interval
 from harness.store import Store, unpack_bools
 
 WORST = "worst case"
+CLEAN = "clean"
+
+Key = tuple[str, ...]
+#: one seed of a row: column → per-example outcome (clean-correct, or robust), None if missing
+Outcomes = dict[str, np.ndarray | None]
 
 
 @dataclass
@@ -24,31 +34,68 @@ class Matrix:
     suite: str
     row_keys: list[str]
     columns: list[str]
-    rows: list[tuple[tuple[str, ...], list[float | None], int]] = field(default_factory=list)
+    rows: list[tuple[Key, list[float | None], int]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     #: (row key, column) → flags raised there, e.g. {"zero-gradients": "…"}
-    flags: dict[tuple[tuple[str, ...], str], dict[str, str]] = field(default_factory=dict)
+    flags: dict[tuple[Key, str], dict[str, str]] = field(default_factory=dict)
     #: architecture metrics: column names and, per row key, the seed-averaged values
     metric_columns: list[str] = field(default_factory=list)
-    metric_rows: dict[tuple[str, ...], list[float | None]] = field(default_factory=dict)
+    metric_rows: dict[Key, list[float | None]] = field(default_factory=dict)
     #: (row key, attack) → seed-averaged median perturbation norm of minimum-norm attacks
-    median_norms: dict[tuple[tuple[str, ...], str], float] = field(default_factory=dict)
+    median_norms: dict[tuple[Key, str], float] = field(default_factory=dict)
     mode: str = "per-attack"
     #: robustness curves: for each attack swept over eps, its (eps, column) points in order
     curves: list[list[tuple[float, str]]] = field(default_factory=list)
+    #: per row: its seeds, and each seed's values (in ``columns`` / ``metric_columns`` order)
+    seeds: dict[Key, list[int]] = field(default_factory=dict)
+    seed_values: dict[Key, list[list[float | None]]] = field(default_factory=dict)
+    seed_metrics: dict[Key, list[list[float | None]]] = field(default_factory=dict)
+    #: per row: each seed's per-example outcomes (clean and every attack)
+    outcomes: dict[Key, list[Outcomes]] = field(default_factory=dict)
+    #: per row: the (norm, eps) its recipe trains against; None for standard training
+    training_threat: dict[Key, tuple[str, float] | None] = field(default_factory=dict)
+    #: attack label → (norm, eps)
+    threats: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     def header(self) -> list[str]:
         return [*self.row_keys, "seeds", *self.columns]
 
+    def interval(self, key: Key, column: str) -> Interval | None:
+        """Mean and t-interval over the row's seeds; None when a seed lacks the value."""
+        return _over_seeds(self.seed_values.get(key), self.columns.index(column))
+
+    def metric_interval(self, key: Key, metric: str) -> Interval | None:
+        return _over_seeds(self.seed_metrics.get(key), self.metric_columns.index(metric))
+
+    def several_seeds(self) -> bool:
+        return any(len(s) > 1 for s in self.seeds.values())
+
     def formatted_rows(self) -> list[list[str]]:
-        """Percentages; a flagged number carries a ⚑ (the flags are listed under the table)."""
-        def text(key: tuple[str, ...], column: str, v: float | None) -> str:
+        """Percentages, as mean ± half the 95% interval over seeds when there are several; a
+        flagged number carries a ⚑ (the flags are listed under the table)."""
+        def text(key: Key, column: str, v: float | None) -> str:
             mark = " ⚑" if (key, column) in self.flags else ""
-            return ("—" if v is None else f"{100 * v:.1f}") + mark
+            if v is None:
+                return "—" + mark
+            found = self.interval(key, column)
+            return (f"{100 * v:.1f}" if found is None else found.text(100)) + mark
 
         return [[*key, str(seeds), *(text(key, c, v) for c, v in zip(self.columns, values,
                                                                      strict=True))]
                 for key, values, seeds in self.rows]
+
+    def curve_points(self, curve: list[tuple[float, str]]) -> list[tuple[float, str]]:
+        """A curve's points from eps = 0, where robust accuracy is clean accuracy."""
+        return curve if curve[0][0] == 0 else [(0.0, CLEAN), *curve]
+
+
+def _over_seeds(per_seed: list[list[float | None]] | None, index: int) -> Interval | None:
+    if not per_seed:
+        return None
+    values = [seed[index] for seed in per_seed]
+    if any(v is None for v in values):
+        return None
+    return t_interval(values)  # type: ignore[arg-type]
 
 
 def _cell_flags(store: Store, plan: dict, cell: dict) -> dict[str, dict[str, str]]:
@@ -68,24 +115,42 @@ def _cell_flags(store: Store, plan: dict, cell: dict) -> dict[str, dict[str, str
     return found
 
 
-def _cell_values(store: Store, plan: dict, cell: dict) -> list[float | None]:
-    """Clean, each attack and the worst case for one train cell (None where missing/failed)."""
-    clean = store.clean(cell["hash"], plan["max_examples"])
-    values: list[float | None] = [None if clean is None else float(clean.mean())]
-    worst = None if clean is None else clean.copy()
+def cell_outcomes(store: Store, plan: dict, cell: dict) -> Outcomes:
+    """Per-example outcomes of one train cell: clean-correct and robust under each attack."""
+    found: Outcomes = {CLEAN: store.clean(cell["hash"], plan["max_examples"])}
     by_label = {e["attack"]: e["hash"] for e in plan["eval_cells"] if e["train"] == cell["hash"]}
     for label in plan["attack_labels"]:
         row = store.eval_cell(by_label[label])
-        if row is None or row["status"] != "done":
-            values.append(None)
-            worst = None
-            continue
-        robust = unpack_bools(row["robust"])
-        values.append(float(robust.mean()))
-        worst = None if worst is None else worst & robust
+        found[label] = (unpack_bools(row["robust"]) if row is not None and row["status"] == "done"
+                        else None)
+    return found
+
+
+def worst_case(outcomes: Outcomes, labels: list[str]) -> np.ndarray | None:
+    """Robust to every attack in ``labels`` (and clean-correct), per example."""
+    worst = outcomes[CLEAN]
+    for label in labels:
+        robust = outcomes[label]
+        if worst is None or robust is None:
+            return None
+        worst = worst & robust
+    return worst
+
+
+def _cell_values(plan: dict, outcomes: Outcomes) -> list[float | None]:
+    """Clean, each attack and the worst case for one train cell (None where missing/failed)."""
+    values = [None if o is None else float(o.mean()) for o in outcomes.values()]
     if plan["attack_labels"]:
+        worst = worst_case(outcomes, plan["attack_labels"])
         values.append(None if worst is None else float(worst.mean()))
     return values
+
+
+def _training_threat(store: Store, cell: dict) -> tuple[str, float] | None:
+    """The threat model the cell's recipe trains against, from its stored configuration."""
+    row = store.train_cell(cell["hash"])
+    attack = json.loads(row["config_json"])["recipe"]["attack"] if row is not None else None
+    return None if attack is None else (attack["threat"]["norm"], float(attack["threat"]["eps"]))
 
 
 def build_matrix(store: Store, run_id: int | None = None) -> Matrix:
@@ -100,15 +165,20 @@ def build_matrix(store: Store, run_id: int | None = None) -> Matrix:
     columns = ["clean", *plan["attack_labels"], *([WORST] if plan["attack_labels"] else [])]
     matrix = Matrix(int(run["id"]), run["suite_name"], row_keys, columns,
                     mode=plan.get("mode", "per-attack"))
-    groups: dict[tuple[str, ...], list[list[float | None]]] = {}
+    matrix.threats = {label: (a["norm"], float(a["eps"]))
+                      for label, a in plan.get("attacks", {}).items()}
     for cell in cells:
         key = tuple(str(cell["labels"][k]) for k in row_keys)
-        groups.setdefault(key, []).append(_cell_values(store, plan, cell))
+        outcomes = cell_outcomes(store, plan, cell)
+        matrix.outcomes.setdefault(key, []).append(outcomes)
+        matrix.seed_values.setdefault(key, []).append(_cell_values(plan, outcomes))
+        matrix.seeds.setdefault(key, []).append(int(cell["labels"]["seed"]))
+        matrix.training_threat.setdefault(key, _training_threat(store, cell))
         for attack, raised in _cell_flags(store, plan, cell).items():
             matrix.flags.setdefault((key, attack), {}).update(raised)
     _add_metrics(store, plan, cells, row_keys, matrix)
     _add_median_norms(store, plan, cells, row_keys, matrix)
-    for key, per_seed in groups.items():
+    for key, per_seed in matrix.seed_values.items():
         averaged = [None if any(v is None for v in col) else mean(col)  # type: ignore[arg-type]
                     for col in zip(*per_seed, strict=True)]
         matrix.rows.append((key, averaged, len(per_seed)))
@@ -131,7 +201,7 @@ def build_matrix(store: Store, run_id: int | None = None) -> Matrix:
 def _add_median_norms(store: Store, plan: dict, cells: list[dict], row_keys: list[str],
                       matrix: Matrix) -> None:
     minimum_norm = {label for label, a in plan.get("attacks", {}).items() if a["minimum_norm"]}
-    found: dict[tuple[tuple[str, ...], str], list[float]] = {}
+    found: dict[tuple[Key, str], list[float]] = {}
     keys = {c["hash"]: tuple(str(c["labels"][k]) for k in row_keys) for c in cells}
     for e in plan["eval_cells"]:
         if e["attack"] in minimum_norm:
@@ -172,7 +242,7 @@ def _add_derived_flags(matrix: Matrix, attacks: dict[str, dict]) -> None:
 def _add_metrics(store: Store, plan: dict, cells: list[dict], row_keys: list[str],
                  matrix: Matrix) -> None:
     """Seed-averaged metric values per row; a metric returning several values gets a column each."""
-    per_row: dict[tuple[str, ...], list[dict[str, float]]] = {}
+    per_row: dict[Key, list[dict[str, float]]] = {}
     for cell in cells:
         key = tuple(str(cell["labels"][k]) for k in row_keys)
         values: dict[str, float] = {}
@@ -189,5 +259,6 @@ def _add_metrics(store: Store, plan: dict, cells: list[dict], row_keys: list[str
     columns = sorted({name for runs in per_row.values() for values in runs for name in values})
     matrix.metric_columns = columns
     for key, runs in per_row.items():
+        matrix.seed_metrics[key] = [[v.get(c) for c in columns] for v in runs]
         matrix.metric_rows[key] = [
             mean([v[c] for v in runs]) if all(c in v for v in runs) else None for c in columns]

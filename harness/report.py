@@ -1,16 +1,55 @@
-"""The matrix as files and text: terminal table, Markdown, HTML, CSV, JSON and PNG plots."""
+"""The matrix as files and text: terminal table, Markdown, HTML, CSV, JSON, plots, and the
+findings sections (seen vs unseen threats, metrics against robustness)."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from harness import analyze, unseen
+from harness.analyze import Pair
+from harness.figures import write_curves, write_heatmap, write_history, write_scatter, write_seen_unseen
 from harness.matrix import Matrix, build_matrix
+from harness.stats import Interval
 from harness.store import Store
+from harness.unseen import SeenUnseen
+
+SEEDS_NOTE = ("With several seeds a number is the mean ± half the 95% t-interval over seeds "
+              "(Student t, n = the seeds column: the spread of training, not of the test "
+              "sample); one seed gives no interval.")
+#: a curve with fewer budgets than this (besides eps = 0) gets a note
+CURVE_POINTS = 3
+
+
+@dataclass
+class Findings:
+    """What the report derives from the matrix: seen vs unseen threats, metric correlations."""
+
+    seen_unseen: list[SeenUnseen]
+    pairs: list[Pair]
+
+
+def findings(matrix: Matrix) -> Findings:
+    entries = unseen.seen_unseen(matrix)
+    return Findings(entries, analyze.analyze(matrix, entries))
+
+
+def _number(interval: Interval | None, mean: float | None) -> str:
+    if mean is None:
+        return "—"
+    if interval is None or not interval.half_width:  # one seed, or no spread (params, FLOPs)
+        return f"{mean:.4g}"
+    return f"{mean:.4g} ± {interval.half_width:.2g}"
+
+
+def metric_rows(matrix: Matrix) -> list[list[str]]:
+    return [[*key, *(_number(matrix.metric_interval(key, m), v)
+                     for m, v in zip(matrix.metric_columns, values, strict=True))]
+            for key, values in matrix.metric_rows.items()]
 
 
 def metrics_table(matrix: Matrix) -> str:
@@ -20,9 +59,7 @@ def metrics_table(matrix: Matrix) -> str:
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join("---" if i < len(matrix.row_keys) else "---:"
                             for i in range(len(header))) + "|"]
-    for key, values in matrix.metric_rows.items():
-        lines.append("| " + " | ".join([*key, *("—" if v is None else f"{v:.4g}" for v in values)])
-                     + " |")
+    lines += ["| " + " | ".join(row) + " |" for row in metric_rows(matrix)]
     return "\n".join(lines)
 
 
@@ -47,7 +84,38 @@ def versions_line(env: dict) -> str:
     return f"{libraries or 'library versions not recorded'}; plugins: {plugins or 'not recorded'}"
 
 
-def render_markdown(matrix: Matrix, store: Store) -> str:
+def curves_note(matrix: Matrix) -> str:
+    if not matrix.curves:
+        return ""
+    lines = ["## Robustness curves", "", "Accuracy against eps, from eps = 0 (clean accuracy), "
+             "for each attack swept over several budgets: `curves.png`."]
+    short = [curve for curve in matrix.curves if sum(eps > 0 for eps, _ in curve) < CURVE_POINTS]
+    lines += [f"- {curve[0][1].split('@')[0]}: only {sum(eps > 0 for eps, _ in curve)} budgets "
+              f"({', '.join(f'{eps:g}' for eps, _ in curve)}) besides eps = 0 — too few points "
+              "to read a curve's shape from; sweep more, e.g. eps = [...]." for curve in short]
+    return "\n".join(lines)
+
+
+def seen_unseen_note(found: Findings, matrix: Matrix) -> str:
+    if not found.seen_unseen:
+        return ""
+    return "\n".join([
+        "## Seen and unseen threats", "",
+        "Per adversarially trained model: robust accuracy (%) under the attacks of its training "
+        "threat (same norm and eps: seen) and under the attacks of other norms (unseen), each the "
+        "per-example worst case over its attacks; gap = seen − unseen, ratio = unseen / seen. "
+        "Same-norm attacks at other budgets count as neither. Plot: `seen_unseen.png`.", "",
+        unseen.markdown(found.seen_unseen, matrix.row_keys)])
+
+
+def analysis_note(found: Findings, matrix: Matrix) -> str:
+    return "\n".join(["## Metrics against robustness", "",
+                      analyze.markdown(found.pairs, matrix, "###"), "",
+                      "Scatter plots, one per training group and metric: `analysis/*.png`; "
+                      "every pair with its points: `analysis.json`."])
+
+
+def render_markdown(matrix: Matrix, store: Store, found: Findings) -> str:
     run = store.run(matrix.run_id)
     env = json.loads(run["environment_json"])
     how = ("every attack runs on every clean-correct example" if matrix.mode == "per-attack" else
@@ -56,7 +124,7 @@ def render_markdown(matrix: Matrix, store: Store) -> str:
     lines = [
         f"# {matrix.suite}: cross-attack matrix (run {matrix.run_id})", "",
         f"Accuracy in % on the evaluation examples: clean, robust accuracy under each attack "
-        f"({how}), and the worst case over all attacks per example. Seeds are averaged; — marks "
+        f"({how}), and the worst case over all attacks per example. {SEEDS_NOTE} — marks "
         "a missing or failed cell; ⚑ marks a number qualified by a flag listed below.", "",
         markdown_table(matrix), "",
         f"Suite file: `{run['suite_path']}`; status: {run['status']}; harness "
@@ -66,10 +134,12 @@ def render_markdown(matrix: Matrix, store: Store) -> str:
         lines += ["", "## Minimum-norm attacks: median perturbation norm of fooled examples", ""]
         lines += [f"- {' / '.join(key)} — {attack}: {norm:.4g}"
                   for (key, attack), norm in matrix.median_norms.items()]
-    if (out := curves_note(matrix)):
-        lines += ["", out]
-    if matrix.metric_columns:
-        lines += ["", "## Architecture metrics", "", metrics_table(matrix)]
+    for section in (curves_note(matrix),
+                    matrix.metric_columns and "## Architecture metrics\n\n" + metrics_table(matrix),
+                    seen_unseen_note(found, matrix),
+                    matrix.metric_columns and analysis_note(found, matrix)):
+        if section:
+            lines += ["", section]
     if matrix.flags:
         lines += ["", "## Flags (⚑)", ""] + [
             f"- {' / '.join(key)} — {column}: **{name}** {detail}"
@@ -79,141 +149,102 @@ def render_markdown(matrix: Matrix, store: Store) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _bounds(interval: Interval | None) -> list[str]:
+    if interval is None or interval.low is None:
+        return ["", ""]
+    return [f"{interval.low:.6g}", f"{interval.high:.6g}"]
+
+
 def write_csv(matrix: Matrix, path: Path) -> None:
+    """Each column's seed mean, then the bounds of its 95% interval over seeds."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(matrix.header())
+        writer.writerow([*matrix.row_keys, "seeds", *(
+            name for c in matrix.columns for name in (c, f"{c} low95", f"{c} high95"))])
         for key, values, seeds in matrix.rows:
-            writer.writerow([*key, seeds, *("" if v is None else f"{v:.6f}" for v in values)])
-
-
-def curves_note(matrix: Matrix) -> str:
-    if not matrix.curves:
-        return ""
-    return ("## Robustness curves\n\nAccuracy against eps for each attack swept over several "
-            "budgets: `curves.png`.")
-
-
-def write_curves(matrix: Matrix, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(matrix.curves), figsize=(5 * len(matrix.curves), 3.8),
-                             squeeze=False)
-    for ax, points in zip(axes[0], matrix.curves, strict=True):
-        for key, values, _ in matrix.rows:
-            acc = dict(zip(matrix.columns, values, strict=True))
-            xs = [eps for eps, label in points if acc.get(label) is not None]
-            ys = [100 * acc[label] for _, label in points if acc.get(label) is not None]
-            ax.plot(xs, ys, marker="o", label=" / ".join(key))
-        ax.set_xlabel("eps")
-        ax.set_ylabel("robust accuracy (%)")
-        ax.set_ylim(0, 100)
-        ax.set_title(points[0][1].split("@")[0])
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def write_history(store: Store, run_id: int | None, path: Path) -> bool:
-    """Per-epoch loss and probe accuracies of every train cell of the run; False if none."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plan = json.loads(store.run(run_id)["plan_json"])
-    histories = []
-    for cell in plan["train_cells"]:
-        row = store.train_cell(cell["hash"])
-        if row is not None and row["status"] == "done" and json.loads(row["history_json"]):
-            label = " / ".join(str(v) for v in cell["labels"].values())
-            histories.append((label, json.loads(row["history_json"])))
-    if not histories:
-        return False
-    keys = [k for k in ("loss", "train_clean", "train_robust", "val_clean", "val_robust")
-            if any(k in h[0] for _, h in histories)]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.5), squeeze=False)
-    for ax, key in zip(axes[0], keys, strict=True):
-        for label, history in histories:
-            points = [(r["epoch"], r[key]) for r in history if key in r]
-            ax.plot(*zip(*points, strict=True), marker=".", label=label)
-        ax.set_title(key.replace("_", " "))
-        ax.set_xlabel("epoch")
-    axes[0][0].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
+            writer.writerow([*key, seeds, *(
+                text for c, v in zip(matrix.columns, values, strict=True)
+                for text in ["" if v is None else f"{v:.6f}",
+                             *_bounds(matrix.interval(key, c) if v is not None else None)])])
 
 
 def write_metrics_csv(matrix: Matrix, path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*matrix.row_keys, *matrix.metric_columns])
+        writer.writerow([*matrix.row_keys, "seeds", *(
+            name for m in matrix.metric_columns for name in (m, f"{m} low95", f"{m} high95"))])
         for key, values in matrix.metric_rows.items():
-            writer.writerow([*key, *("" if v is None else f"{v:.6g}" for v in values)])
+            writer.writerow([*key, len(matrix.seeds.get(key, [])), *(
+                text for m, v in zip(matrix.metric_columns, values, strict=True)
+                for text in ["" if v is None else f"{v:.6g}",
+                             *_bounds(matrix.metric_interval(key, m))])])
 
 
-def write_heatmap(matrix: Matrix, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    data = np.array([[np.nan if v is None else 100 * v for v in values]
-                     for _, values, _ in matrix.rows], dtype=float)
-    labels = [" / ".join(key) for key, _, _ in matrix.rows]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(matrix.columns), 1.2 + 0.5 * len(labels)))
-    image = ax.imshow(data, cmap="viridis", vmin=0, vmax=100, aspect="auto")
-    ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=30, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    for (i, j), value in np.ndenumerate(data):
-        text = "—" if np.isnan(value) else f"{value:.1f}"
-        ax.text(j, i, text, ha="center", va="center",
-                color="white" if np.isnan(value) or value < 60 else "black", fontsize=9)
-    ax.set_title(f"{matrix.suite}: accuracy (%) by training and attack")
-    fig.colorbar(image, ax=ax, label="accuracy (%)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def _finite(value: float | None) -> float | None:
+    """NaN (a metric undefined for the model) is null in strict JSON."""
+    return None if value is None or math.isnan(value) else value
 
 
-def results_json(matrix: Matrix) -> dict:
-    """Everything the report shows, per row, for analysis in other tools (accuracies as 0–1)."""
+def _interval_json(interval: Interval | None) -> dict | None:
+    if interval is None or _finite(interval.mean) is None:
+        return None
+    return interval.as_json()
+
+
+def results_json(matrix: Matrix, found: Findings | None = None) -> dict:
+    """Everything the report shows, per row, for analysis in other tools (accuracies as 0–1):
+    seed means, their 95% intervals over seeds with n, and each seed's value."""
     rows = []
     for key, values, seeds in matrix.rows:
         row = {"key": dict(zip(matrix.row_keys, key, strict=True)), "seeds": seeds,
+               "seed_list": matrix.seeds.get(key, []),
                "accuracy": dict(zip(matrix.columns, values, strict=True)),
+               "interval": {c: _interval_json(matrix.interval(key, c)) if key in matrix.seeds
+                            else None for c in matrix.columns},
+               "per_seed": {c: [s[i] for s in matrix.seed_values.get(key, [])]
+                            for i, c in enumerate(matrix.columns)},
                "flags": {column: raised for (k, column), raised in matrix.flags.items()
                          if k == key},
                "median_norm": {attack: norm for (k, attack), norm in matrix.median_norms.items()
                                if k == key}}
-        if matrix.metric_columns:  # NaN (a metric undefined for the model) is null in JSON
-            row["metrics"] = {name: None if v is None or math.isnan(v) else v for name, v in
+        if matrix.metric_columns:
+            row["metrics"] = {name: _finite(v) for name, v in
                               zip(matrix.metric_columns, matrix.metric_rows.get(key, []),
                                   strict=False)}
+            row["metrics_interval"] = {
+                m: _interval_json(matrix.metric_interval(key, m)) if key in matrix.seed_metrics
+                else None for m in matrix.metric_columns}
         rows.append(row)
+    seen = [] if found is None else found.seen_unseen
     return {"run": matrix.run_id, "suite": matrix.suite, "mode": matrix.mode,
             "columns": matrix.columns, "rows": rows,
-            "curves": [[{"eps": eps, "column": column} for eps, column in curve]
-                       for curve in matrix.curves],
+            "curves": [[{"eps": eps, "column": column} for eps, column in
+                        matrix.curve_points(curve)] for curve in matrix.curves],
+            "seen_unseen": [{"key": dict(zip(matrix.row_keys, e.key, strict=True)),
+                             "threat": {"norm": e.threat[0], "eps": e.threat[1]},
+                             "seen": e.seen, "unseen": e.unseen,
+                             "seen_accuracy": e.seen_accuracy.as_json(),
+                             "unseen_accuracy": e.unseen_accuracy.as_json(),
+                             "gap": e.gap.as_json(),
+                             "ratio": None if e.ratio is None else e.ratio.as_json()}
+                            for e in seen],
             "failures": matrix.failures}
 
 
-def render_html(matrix: Matrix, images: list[str]) -> str:
-    """A self-contained page: the matrix (hover a ⚑ for its flags), metrics, failures, plots."""
+def render_html(matrix: Matrix, images: list[str], found: Findings) -> str:
+    """A self-contained page: the matrix (hover a ⚑ for its flags), metrics, findings, plots."""
     from html import escape
+
+    def text(cell: str) -> str:
+        bold = cell.startswith("**") and cell.endswith("**")
+        return f"<b>{escape(cell[2:-2])}</b>" if bold else escape(cell)
 
     def table(header: list[str], rows: list[list[str]], titles: list[list[str]] | None = None
               ) -> str:
         head = "".join(f"<th>{escape(h)}</th>" for h in header)
         body = "".join(
             "<tr>" + "".join(f'<td title="{escape(titles[i][j]) if titles else ""}">'
-                             f"{escape(cell)}</td>" for j, cell in enumerate(row)) + "</tr>"
+                             f"{text(cell)}</td>" for j, cell in enumerate(row)) + "</tr>"
             for i, row in enumerate(rows))
         return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -222,13 +253,19 @@ def render_html(matrix: Matrix, images: list[str]) -> str:
         "; ".join(f"{name}: {detail}" for name, detail in matrix.flags.get((key, c), {}).items())
         for c in matrix.columns] for key, _, _ in matrix.rows]
     parts = [f"<h1>{escape(matrix.suite)}: cross-attack matrix (run {matrix.run_id})</h1>",
-             "<p>Accuracy in %; seeds averaged; — a missing or failed cell; ⚑ a flagged number "
-             "(hover it).</p>", table(matrix.header(), matrix.formatted_rows(), titles)]
+             f"<p>Accuracy in %; — a missing or failed cell; ⚑ a flagged number (hover it). "
+             f"{escape(SEEDS_NOTE)}</p>", table(matrix.header(), matrix.formatted_rows(), titles)]
     if matrix.metric_columns:
         parts += ["<h2>Architecture metrics</h2>", table(
-            [*matrix.row_keys, *matrix.metric_columns],
-            [[*key, *("—" if v is None else f"{v:.4g}" for v in values)]
-             for key, values in matrix.metric_rows.items()])]
+            [*matrix.row_keys, *matrix.metric_columns], metric_rows(matrix))]
+    if found.seen_unseen:
+        parts += ["<h2>Seen and unseen threats</h2>",
+                  table(*unseen.table(found.seen_unseen, matrix.row_keys))]
+    if found.pairs:
+        parts += ["<h2>Metrics against robustness</h2>", f"<p>{escape(analyze.METHOD)}</p>"]
+        for group in analyze.tables(found.pairs, matrix):
+            parts += [f"<h3>{escape(group.title)}</h3>", table(group.header, group.rows),
+                      *(f"<p>{escape(note)}</p>" for note in group.notes)]
     if matrix.failures:
         parts += ["<h2>Failed cells</h2><ul>"] + [f"<li>{escape(f)}</li>"
                                                   for f in matrix.failures] + ["</ul>"]
@@ -239,15 +276,43 @@ def render_html(matrix: Matrix, images: list[str]) -> str:
             f"</title><style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
 
 
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.=-]+", "_", text).strip("_")
+
+
+def write_analysis(matrix: Matrix, found: Findings, out_dir: Path) -> tuple[str, list[Path]]:
+    """analysis.md, analysis.json and a scatter plot per training group and metric (only the
+    pairs where ρ is defined); returns the Markdown and the files written."""
+    text = (f"# {matrix.suite}: metrics against robustness (run {matrix.run_id})\n\n"
+            + analyze.markdown(found.pairs, matrix, "##") + "\n")
+    written = [out_dir / "analysis.md", out_dir / "analysis.json"]
+    written[0].write_text(text, encoding="utf-8")
+    written[1].write_text(json.dumps([p.as_json() for p in found.pairs], indent=2,
+                                     allow_nan=False), encoding="utf-8")
+    plots = out_dir / "analysis"
+    plots.mkdir(exist_ok=True)
+    for stale in plots.glob("*.png"):  # a metric or group the run no longer has
+        stale.unlink()
+    by_plot: dict[tuple, list[Pair]] = {}
+    for pair in found.pairs:
+        if pair.correlation.rho is not None:
+            by_plot.setdefault((pair.group, pair.metric), []).append(pair)
+    for (group, metric), pairs in by_plot.items():
+        written.append(plots / f"{_slug('-'.join(group))}--{_slug(metric)}.png")
+        write_scatter(pairs, written[-1])
+    return text, written
+
+
 def write_report(store: Store, run_id: int | None, out_dir: Path) -> tuple[Matrix, list[Path]]:
     matrix = build_matrix(store, run_id)
+    found = findings(matrix)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = [out_dir / "report.md", out_dir / "matrix.csv", out_dir / "matrix.png",
                out_dir / "results.json"]
-    written[0].write_text(render_markdown(matrix, store), encoding="utf-8")
+    written[0].write_text(render_markdown(matrix, store, found), encoding="utf-8")
     write_csv(matrix, written[1])
     write_heatmap(matrix, written[2])
-    written[3].write_text(json.dumps(results_json(matrix), indent=2, allow_nan=False),
+    written[3].write_text(json.dumps(results_json(matrix, found), indent=2, allow_nan=False),
                           encoding="utf-8")
     if matrix.metric_columns:
         written.append(out_dir / "metrics.csv")
@@ -255,9 +320,16 @@ def write_report(store: Store, run_id: int | None, out_dir: Path) -> tuple[Matri
     if matrix.curves:
         written.append(out_dir / "curves.png")
         write_curves(matrix, written[-1])
+    if found.seen_unseen:
+        written.append(out_dir / "seen_unseen.png")
+        write_seen_unseen(found.seen_unseen, written[-1])
     if write_history(store, matrix.run_id, out_dir / "history.png"):
         written.append(out_dir / "history.png")
+    images = [p.name for p in written if p.suffix == ".png"]
+    if found.pairs:
+        _, analysis_files = write_analysis(matrix, found, out_dir)
+        written += analysis_files
+        images += [f"analysis/{p.name}" for p in analysis_files if p.suffix == ".png"]
     html = out_dir / "report.html"
-    html.write_text(render_html(matrix, [p.name for p in written if p.suffix == ".png"]),
-                    encoding="utf-8")
+    html.write_text(render_html(matrix, images, found), encoding="utf-8")
     return matrix, [*written, html]
