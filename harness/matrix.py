@@ -149,7 +149,8 @@ def _cell_values(plan: dict, outcomes: Outcomes) -> list[float | None]:
 def _training_threat(store: Store, cell: dict) -> tuple[str, float] | None:
     """The threat model the cell's recipe trains against, from its stored configuration."""
     row = store.train_cell(cell["hash"])
-    attack = json.loads(row["config_json"])["recipe"]["attack"] if row is not None else None
+    recipe = json.loads(row["config_json"])["recipe"] if row is not None else None
+    attack = recipe.get("attack") if isinstance(recipe, dict) else None  # "pretrained": none
     return None if attack is None else (attack["threat"]["norm"], float(attack["threat"]["eps"]))
 
 
