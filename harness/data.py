@@ -1,7 +1,7 @@
 """Batches for training and evaluation: tensors held on the device, or a DataLoader otherwise.
 
-Both paths draw the same epoch order from the cell's generator, so whether a dataset fits on
-the device (``HARNESS_DEVICE_DATA_BYTES``) never changes a result, only its speed.
+A streamed dataset held on the device draws its epochs exactly as its DataLoader did, so
+whether it fits (``HARNESS_DEVICE_DATA_BYTES``) never changes a result, only its speed.
 """
 
 from __future__ import annotations
@@ -26,20 +26,30 @@ def as_tensors(dataset: Dataset, limit: int | None = None, batch_size: int = 102
     return torch.cat(xs), torch.cat(ys)
 
 
+class HeldDataset(TensorDataset):
+    """A streamed dataset held on the device as tensors (``to_device``): its epochs still come
+    from a shuffling DataLoader, over indices, so the generator is drawn from as before."""
+
+
 def train_batches(dataset: Dataset, batch_size: int, device: torch.device,
                   generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of shuffled batches on ``device``; tensor datasets never leave it."""
-    order = torch.randperm(len(dataset), generator=generator)  # type: ignore[arg-type]
+    if isinstance(dataset, HeldDataset):
+        x, y = dataset.tensors[:2]
+        for idx in DataLoader(range(len(x)), batch_size=batch_size, shuffle=True,
+                              generator=generator):
+            idx = idx.to(x.device)
+            yield x[idx], y[idx]
+        return
     if isinstance(dataset, TensorDataset):
         x, y = dataset.tensors[:2]
+        order = torch.randperm(len(x), generator=generator)
         for start in range(0, len(x), batch_size):
             idx = order[start:start + batch_size].to(x.device)
             yield x[idx], y[idx]
         return
-    # The loader's own generator only seeds workers: the order above is the cell's.
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=order.tolist(),
-                        generator=torch.Generator(), pin_memory=pin_memory(device),
-                        num_workers=0)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,
+                        pin_memory=pin_memory(device), num_workers=0)
     for x, y in loader:
         yield (x.to(device, non_blocking=True), y.to(device, non_blocking=True))
 
@@ -52,12 +62,12 @@ def to_device(dataset: Dataset, device: torch.device, max_bytes: int | None = No
     (random augmentation is the recipe's ``augment``, done on batches).
     """
     if isinstance(dataset, TensorDataset):
-        return TensorDataset(*(t.to(device) for t in dataset.tensors))
+        return type(dataset)(*(t.to(device) for t in dataset.tensors))
     limit = device_data_bytes() if max_bytes is None else max_bytes
     if len(dataset) == 0 or _size_in_bytes(dataset) > limit:  # type: ignore[arg-type]
         return dataset
     x, y = as_tensors(dataset)
-    return TensorDataset(x.to(device), y.to(device))
+    return HeldDataset(x.to(device), y.to(device))
 
 
 def _size_in_bytes(dataset: Dataset) -> int:

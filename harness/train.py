@@ -64,9 +64,9 @@ def split_validation(dataset: Dataset, fraction: float) -> tuple[Dataset, Datase
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))
     n_val = max(1, round(fraction * len(dataset)))
     val, train = order[:n_val].sort().values, order[n_val:].sort().values
-    if isinstance(dataset, TensorDataset):
-        return (TensorDataset(*(t[train] for t in dataset.tensors)),
-                TensorDataset(*(t[val] for t in dataset.tensors)))
+    if isinstance(dataset, TensorDataset):  # a HeldDataset stays one
+        return (type(dataset)(*(t[train] for t in dataset.tensors)),
+                type(dataset)(*(t[val] for t in dataset.tensors)))
     return Subset(dataset, train.tolist()), Subset(dataset, val.tolist())
 
 

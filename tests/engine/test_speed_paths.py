@@ -21,7 +21,7 @@ from harness.specs import Fp32Check, Speed
 from harness.store import Store
 from harness.suite import load_suite
 from harness.threat import ThreatModel
-from harness.train import Trainer
+from harness.train import Trainer, split_validation
 
 COMPONENTS = load_components(autoload=False)
 
@@ -180,13 +180,18 @@ def test_datasets_that_fit_are_held_as_tensors_and_give_the_same_batches():
     assert isinstance(held, TensorDataset)
     assert to_device(streamed, torch.device("cpu"), max_bytes=50 * 16 * 4 - 1) is streamed
 
-    def epochs(dataset):
+    def epochs(dataset):  # with draws in between, as augmentation makes
         generator = torch.Generator().manual_seed(3)
-        return [batch for _ in range(2) for batch in train_batches(
-            dataset, 16, torch.device("cpu"), generator)]
+        batches = []
+        for _ in range(3):
+            for x, y in train_batches(dataset, 16, torch.device("cpu"), generator):
+                batches.append((x, y, torch.rand(1, generator=generator)))
+        return batches
 
-    for (xa, ya), (xb, yb) in zip(epochs(streamed), epochs(held), strict=True):
-        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    for (xa, ya, ra), (xb, yb, rb) in zip(epochs(streamed), epochs(held), strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb) and torch.equal(ra, rb)
+    train, val = split_validation(held, 0.2)
+    assert type(train) is type(val) is type(held)
 
 
 def test_the_device_data_limit_is_configurable(monkeypatch):
