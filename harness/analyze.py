@@ -90,6 +90,24 @@ def analyze(matrix: Matrix, seen_unseen: list[SeenUnseen]) -> list[Pair]:
     return pairs
 
 
+def undertrained(matrix: Matrix, keys: list[Key]) -> list[tuple[Key, float]]:
+    """Rows whose clean accuracy is under 3/4 of the best of their group: a model that did not
+    learn is no evidence about its architecture's robustness (a constant predictor is even
+    'robust' on the class it always outputs), so the tables name them."""
+    clean = {k: v[0] for k, v, _ in matrix.rows if k in keys and v and v[0] is not None}
+    best = max(clean.values(), default=0.0)
+    return [(k, c) for k, c in clean.items() if c < 0.75 * best]
+
+
+def undertrained_note(found: list[tuple[Key, float]], position: int) -> str:
+    if not found:
+        return ""
+    listed = ", ".join(f"{k[position]} ({100 * c:.1f}% clean)" for k, c in found)
+    return (f"Check before reading: {listed} reached under 3/4 of the group's best clean "
+            f"accuracy, so the recipe may not have trained {'it' if len(found) == 1 else 'them'}; "
+            "included as measured.")
+
+
 def small_n_note(n: int) -> str:
     """What n points can and cannot show, in one sentence."""
     if n < 5:
@@ -145,6 +163,10 @@ def tables(pairs: list[Pair], matrix: Matrix) -> list[GroupTable]:
         notes = [small_n_note(n), f"{tested} pairs are tested here: at p < 0.05 about "
                  f"{tested / 20:.1f} would come out bold by chance alone, so read the pair a "
                  "question named beforehand, not the best-looking one."]
+        weak = undertrained_note(undertrained(matrix, groups(matrix)[group]),
+                                 matrix.row_keys.index("architecture"))
+        if weak:
+            notes.append(weak)
         if constant:
             notes.append(f"Constant across these architectures (nothing to rank): "
                          f"{', '.join(constant)}.")

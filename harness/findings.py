@@ -83,6 +83,7 @@ class Answer:
     figure: Path | None
     wall_seconds: float | None
     context: str  # Markdown a reviewer checks the number against: the group's table
+    check: str  # rows that did not train, named before the number is read
 
 
 def _verdict(sign: float, decided: bool, expect: str) -> str:
@@ -172,6 +173,7 @@ def answer(q: Question, store: Store, matrix: Matrix, found: Findings,
         context = ("Every correlation of the group (the question's pair is the one to read)",
                    analyze.markdown([p for p in found.pairs if p.group == pair.group], matrix,
                                     "####"))
+        keys = analyze.groups(matrix)[pair.group]
     else:
         result, summary, verdict, reason, compared = _comparison(q, matrix)
         if figure is not None:
@@ -179,10 +181,13 @@ def answer(q: Question, store: Store, matrix: Matrix, found: Findings,
         a, b = find_row(matrix, q.first or ""), find_row(matrix, q.second or "")
         context = ("The two rows on every column", compare_markdown(compare_rows(matrix, a, b),
                                                                      a, b))
+        keys = [a, b]
     return Answer(q, matrix, result, summary, verdict, reason,
                   figure if figure is not None and figure.exists() else None,
                   _wall_seconds(store, matrix.suite),
-                  f"<details><summary>{context[0]}</summary>\n\n{context[1]}\n\n</details>")
+                  f"<details><summary>{context[0]}</summary>\n\n{context[1]}\n\n</details>",
+                  analyze.undertrained_note(analyze.undertrained(matrix, keys),
+                                            matrix.row_keys.index("architecture")))
 
 
 def _section(number: int, a: Answer, relative_to: Path | None) -> list[str]:
@@ -196,6 +201,8 @@ def _section(number: int, a: Answer, relative_to: Path | None) -> list[str]:
              + (f". {q.scale}" if q.scale else "."), "",
              f"**Result.** {a.result}.", "",
              f"**Direction: {a.verdict}.** {a.reason}", ""]
+    if a.check:
+        lines += [f"**{a.check.split(':')[0]}:**{a.check.split(':', 1)[1]}", ""]
     if a.figure is not None:
         where = a.figure.relative_to(relative_to) if relative_to else a.figure
         lines += [f"![{q.suite}]({where.as_posix()})", ""]

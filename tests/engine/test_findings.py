@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.analyze import analyze
+from harness.analyze import analyze, undertrained, undertrained_note
 from harness.compare import compare_rows, find_row
 from harness.errors import UserError
 from harness.matrix import Matrix, build_matrix
@@ -200,3 +200,12 @@ def test_matrix_without_seed_detail_still_exports(matrix):
     bare = Matrix(1, "s", ["architecture"], ["clean"], rows=[(("m",), [0.5], 1)])
     assert bare.formatted_rows() == [["m", "1", "50.0"]]
     assert np.isclose(matrix.rows[0][1][0], 0.95)
+
+
+def test_rows_that_did_not_train_are_named():
+    rows = [(("cnn", "at"), [0.98], 1), (("mobile", "at"), [0.56], 1), (("vit", "at"), [0.10], 1)]
+    matrix = Matrix(1, "s", ["architecture", "recipe"], ["clean"], rows=rows)
+    found = undertrained(matrix, [k for k, _, _ in rows])
+    assert [k for k, _ in found] == [("mobile", "at"), ("vit", "at")]
+    assert undertrained_note(found, 0).startswith(
+        "Check before reading: mobile (56.0% clean), vit (10.0% clean) reached under 3/4")
