@@ -116,7 +116,9 @@ def write_scatter(pairs: list[Pair], path: Path) -> None:
     plt = _pyplot()
     ncols = min(3, len(pairs))
     nrows = -(-len(pairs) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.8 * ncols, 3.4 * nrows), squeeze=False)
+    size = (3.8, 3.4) if len(pairs) > 1 else (5.6, 4.4)  # a lone panel has room for labels
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows),
+                             squeeze=False)
     for ax in axes.flat[len(pairs):]:
         ax.set_visible(False)
     for ax, pair in zip(axes.flat, pairs, strict=False):
@@ -145,20 +147,20 @@ def write_scatter(pairs: list[Pair], path: Path) -> None:
 def write_seen_unseen(entries: list[SeenUnseen], path: Path) -> None:
     """Seen and unseen robust accuracy per trained model, side by side, with seed intervals."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(2 + 0.9 * len(entries), 3.8))
+    fig, ax = plt.subplots(figsize=(2.5 + 1.1 * len(entries), 4.6))
     positions = np.arange(len(entries))
     for offset, name, pick in ((-0.2, "seen", lambda e: e.seen_accuracy),
                                (0.2, "unseen", lambda e: e.unseen_accuracy)):
         intervals = [pick(e) for e in entries]
         ax.bar(positions + offset, [100 * i.mean for i in intervals], width=0.4, label=name,
                yerr=_errors(intervals, 100), capsize=3)
-    ax.set_xticks(positions, [" / ".join(e.key) for e in entries], rotation=30, ha="right",
+    ax.set_xticks(positions, ["\n".join(e.key) for e in entries], rotation=30, ha="right",
                   fontsize=7)
-    ax.set_ylabel("robust accuracy (%), worst case per side")
+    ax.set_ylabel("robust accuracy (%)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8)
-    ax.set_title("robust accuracy on the training threat (seen) and on other norms (unseen)",
-                 fontsize=9)
+    ax.set_title("worst case over the training threat's attacks (seen) and over the other "
+                 "norms' (unseen)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
