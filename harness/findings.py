@@ -197,7 +197,8 @@ def _section(number: int, a: Answer, relative_to: Path | None) -> list[str]:
              f"**Claim.** {q.claim}", "",
              f"**Pilot.** Suite `{q.suite}` (run {m.run_id}): {len(m.rows)} rows × "
              f"{'/'.join(map(str, seeds))} seed(s)"
-             + (f", {a.wall_seconds / 60:.1f} min wall time" if a.wall_seconds else "")
+             + (f", {a.wall_seconds / 60:.1f} min run time as recorded in its store"
+                if a.wall_seconds else "")
              + (f". {q.scale}" if q.scale else "."), "",
              f"**Result.** {a.result}.", "",
              f"**Direction: {a.verdict}.** {a.reason}", ""]
