@@ -26,7 +26,7 @@ EXAMPLES = 100
 SEEDS = [0, 1, 2]
 #: PGD-robust examples of architectures a1..a6 (size 1..6) at seed 0: decreasing, a5/a6 swapped
 PGD = [80, 72, 64, 56, 40, 48]
-ATTACKS = {"pgd": ("linf", 0.1), "l2": ("l2", 1.0)}
+ATTACKS = {"pgd": ("linf", 0.1), "pgd2": ("linf", 0.2), "l2": ("l2", 1.0)}
 
 
 def first(k: int) -> torch.Tensor:
@@ -41,7 +41,7 @@ def write_run(root: Path) -> Path:
                   "eval_cells": [], "mode": "per-attack", "max_examples": None,
                   "metrics": [{"label": "size", "hash": "m"}],
                   "attacks": {label: {"norm": n, "eps": e, "black_box": False,
-                                      "minimum_norm": False, "curve": label}
+                                      "minimum_norm": False, "curve": label.rstrip("2")}
                               for label, (n, e) in ATTACKS.items()}}
     rows = [(f"a{i + 1}", "at", PGD[i]) for i in range(6)] + [("a1", "std", 30), ("a2", "std", 20)]
     for arch, recipe, pgd in rows:
@@ -52,7 +52,8 @@ def write_run(root: Path) -> Path:
             threat = {"threat": {"norm": "linf", "eps": 0.1}} if recipe == "at" else None
             store.record_train(cell, {"recipe": {"attack": threat}}, labels, status="done")
             store.record_clean(cell, None, first(95))
-            robust = {"pgd": first(pgd + seed), "l2": first((pgd + seed) // 4)}
+            robust = {"pgd": first(pgd + seed), "pgd2": first((pgd + seed) // 2),
+                      "l2": first((pgd + seed) // 4)}
             for label, outcome in robust.items():
                 plan["eval_cells"].append({"hash": f"{cell}-{label}", "train": cell,
                                            "attack": label})
@@ -126,7 +127,8 @@ def test_metric_correlations_per_training_group(matrix):
 def test_report_files_carry_intervals_and_plots(run_dir):
     _, written = write_report(Store(run_dir), None, run_dir)
     names = {p.relative_to(run_dir).as_posix() for p in written}
-    assert {"seen_unseen.png", "analysis.md", "analysis.json", "analysis/at--size.png"} <= names
+    assert {"seen_unseen.png", "curves.png", "analysis.md", "analysis.json",
+            "analysis/at--size.png"} <= names
     for path in written:
         assert path.stat().st_size > 0, path
     report = (run_dir / "report.md").read_text()
