@@ -155,14 +155,16 @@ class Runner:
         max_examples = plan.evaluation.max_examples
         batch_size = plan.evaluation.batch_size
         evals = plan.evals_of(cell)
-        finished = self._intact_training(plan, cell)
-        pending = [e for e in evals if not self._eval_done(e)]
+        pending, metrics, has_clean = self._missing(plan, cell)
+        finished = self.store.finished_train_cell(cell.hash)
+        if finished is not None and not self._intact(cell, finished,
+                                                     bool(pending or metrics or not has_clean)):
+            finished = None  # forgotten with its results: all of them are to compute now
+            pending, metrics, has_clean = self._missing(plan, cell)
         for e in evals:
             if e not in pending:
                 self._note(summary, "eval", e.hash, "cached")
-        metrics = [m for m in plan.metrics if not self._metric_done(cell, m)]
-        if finished is not None and not pending and not metrics and \
-                self.store.clean(cell.hash, max_examples) is not None:
+        if finished is not None and not pending and not metrics and has_clean:
             self._note(summary, "train", cell.hash, "cached")
             return
         try:
@@ -195,22 +197,24 @@ class Runner:
                     break
                 targets = targets & robust.to(targets.device)
 
-    def _intact_training(self, plan: Plan, cell: TrainCell) -> Any:
-        """The cell's finished-training row if its checkpoint is intact. A missing or damaged
-        checkpoint is said in one line, and the cell with every result computed from it is
-        forgotten, to be recomputed now (fully hashed when the weights will be loaded)."""
-        finished = self.store.finished_train_cell(cell.hash)
-        if finished is None:
-            return None
-        needs_weights = (any(not self._eval_done(e) for e in plan.evals_of(cell))
-                         or any(not self._metric_done(cell, m) for m in plan.metrics)
-                         or self.store.clean(cell.hash, plan.evaluation.max_examples) is None)
-        problem = self.store.checkpoint_problem(finished, full=needs_weights)
+    def _missing(self, plan: Plan, cell: TrainCell) -> tuple[list[EvalCell], list[MetricSpec],
+                                                             bool]:
+        """What the store lacks for this cell: eval cells, metrics, and whether the clean
+        pass is stored."""
+        return ([e for e in plan.evals_of(cell) if not self._eval_done(e)],
+                [m for m in plan.metrics if not self._metric_done(cell, m)],
+                self.store.clean(cell.hash, plan.evaluation.max_examples) is not None)
+
+    def _intact(self, cell: TrainCell, finished: Any, loading: bool) -> bool:
+        """Whether a finished cell's checkpoint is intact (fully hashed when the weights are
+        about to be ``loading``). A missing or damaged one is said in one line, and the cell
+        with every result computed from it is forgotten, to be recomputed now."""
+        problem = self.store.checkpoint_problem(finished, full=loading)
         if problem is None:
-            return finished
+            return True
         self.notify(f"{problem}: retraining {cell.describe()[6:]} and recomputing its results")
         self.store.forget_train_cell(cell.hash)
-        return None
+        return False
 
     def record_failed_cell(self, plan: Plan, cell: TrainCell, error: str,
                            summary: RunSummary) -> None:
