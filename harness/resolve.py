@@ -22,7 +22,7 @@ from harness.registry import Entry, UnknownNameError
 from harness.specs import AttackRef, ComponentRef, Recipe, RecipeRef, TrainAttack
 from harness.suite import LoadedSuite
 from harness.threat import ThreatModel
-from harness.tomlfile import Where, validate
+from harness.tomlfile import Where, relative_to, validate
 from harness.weights import resolve_weights
 
 
@@ -64,7 +64,7 @@ def _import_ref(ref: ComponentRef, base: Path, where: Where) -> ComponentRef:
     module, _, name = ref.name.rpartition(":")
     params: dict[str, Any] = {"target": ref.name, "kwargs": dict(ref.params)}
     if module.endswith(".py"):
-        path = base / module if not Path(module).is_absolute() else Path(module)
+        path = relative_to(module, base)
         if not path.is_file():
             raise where.child("name").error(f"{path} does not exist; a file:Name architecture "
                                             "is relative to the file that names it")
@@ -82,8 +82,8 @@ def _local_files(entry: Entry, values: dict[str, Any], base: Path) -> dict[str, 
     out = dict(values)
     for name in local_file_fields(entry.params):
         value = out.get(name)
-        if isinstance(value, str) and not Path(value).expanduser().is_absolute():
-            out[name] = str(base / value)
+        if isinstance(value, str):
+            out[name] = str(relative_to(value, base))
     return out
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.specs import ArchitectureItem, AttackItem, ComponentItem, Fp32Check, RecipeItem, Speed
-from harness.tomlfile import Where, read_toml, validate
+from harness.tomlfile import Where, read_toml, relative_to, validate
 
 
 class EvaluationSettings(BaseModel):
@@ -94,8 +94,7 @@ class LoadedSuite(BaseModel):
         return self.suite.name or self.path.stem
 
     def relative(self, item: str) -> Path:
-        candidate = Path(item).expanduser()
-        return candidate if candidate.is_absolute() else (self.path.parent / candidate)
+        return relative_to(item, self.path.parent)
 
     def existing_paths(self, key: str) -> list[Path]:
         """The suite's ``plugins`` (folders or files) or ``catalogues`` entries, resolved; a

@@ -27,6 +27,13 @@ def read_toml(path: Path, what: str = "file") -> dict[str, Any]:
         raise UserError(f"{path}: cannot be read: {exc}") from None
 
 
+def relative_to(path: str, base: Path) -> Path:
+    """A path as a user wrote it in a file: ``~`` expanded, relative ones against ``base``
+    (the folder of the file that names it)."""
+    candidate = Path(path).expanduser()
+    return candidate if candidate.is_absolute() else base / candidate
+
+
 @dataclass(frozen=True)
 class Where:
     """A place in a user's file: the file and the key path inside it, for error messages."""

@@ -22,7 +22,7 @@ from harness.cells import ResolvedWeights
 from harness.errors import UserError
 from harness.files import file_sha256
 from harness.specs import Weights
-from harness.tomlfile import Where
+from harness.tomlfile import Where, relative_to
 
 ENV_CACHE = "HARNESS_CACHE"
 
@@ -45,7 +45,7 @@ def resolve_weights(spec: Weights, base: Path, where: Where) -> ResolvedWeights:
     where = where.child("weights")
     strip = tuple(spec.strip)
     if spec.run is not None:
-        path, digest = run_checkpoint(_relative(spec.run, base), spec.cell or "", where)
+        path, digest = run_checkpoint(relative_to(spec.run, base), spec.cell or "", where)
         return ResolvedWeights(digest, str(path), key=spec.key, strip=strip, whole_model=True)
     if spec.url is not None:
         assert spec.sha256 is not None  # the spec's own check
@@ -53,7 +53,7 @@ def resolve_weights(spec: Weights, base: Path, where: Where) -> ResolvedWeights:
         cached = path.is_file() and file_sha256(path) == spec.sha256
         return ResolvedWeights(spec.sha256, str(path) if cached else None, spec.url, spec.key,
                                strip)
-    path = _relative(spec.path or "", base)
+    path = relative_to(spec.path or "", base)
     if not path.is_file():
         raise where.child("path").error(f"weights file {path} does not exist; paths are "
                                         "relative to the file that names them")
@@ -62,11 +62,6 @@ def resolve_weights(spec: Weights, base: Path, where: Where) -> ResolvedWeights:
         raise where.child("sha256").error(f"{path} has sha256 {digest}, not the one given; "
                                           "is it the right file?")
     return ResolvedWeights(digest, str(path), key=spec.key, strip=strip)
-
-
-def _relative(path: str, base: Path) -> Path:
-    candidate = Path(path).expanduser()
-    return candidate if candidate.is_absolute() else base / candidate
 
 
 def run_checkpoint(run: Path, cell: str, where: Where) -> tuple[Path, str]:
