@@ -3,7 +3,10 @@
 On a shared 2-core machine other processes can slow a run many-fold, so methods are timed
 interleaved (the order rotates every repeat), each timing notes how many CPUs other processes
 kept busy meanwhile (Linux /proc/stat), and comparisons use both the minimum times and the
-paired ratios of runs adjacent in time.
+paired ratios of runs adjacent in time. With one torch thread the comparisons can use the
+process's CPU time instead of wall time (``clock="cpu"``): time spent descheduled while other
+processes ran is then not counted, which steadies ratios on a busy machine (what it does not
+remove: shared caches and memory bandwidth).
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Timing:
     seconds: float
     other_load: float | None  # CPUs other processes kept busy during the run
     value: object = None  # what the run returned
+    cpu_seconds: float = 0.0  # this process's CPU time over the run (all its threads)
 
 
 def timed(run: Callable[[], object]) -> Timing:
@@ -70,20 +74,26 @@ def timed(run: Callable[[], object]) -> Timing:
     load = None
     if busy is not None and busy_after is not None:
         load = max(0.0, ((busy_after - busy) - (own_after - own)) / seconds)
-    return Timing(seconds, load, value)
+    return Timing(seconds, load, value, own_after - own)
 
 
 @dataclass
 class Runs:
-    """Interleaved timings of named methods; ``ratio(a, b)`` compares them two ways."""
+    """Interleaved timings of named methods; ``ratio(a, b)`` compares them two ways, on the
+    ``clock`` chosen: "wall" or "cpu" (the process's CPU time; meaningful with one thread)."""
 
     times: dict[str, list[Timing]] = field(default_factory=dict)
+    clock: str = "wall"
+
+    def _seconds(self, timing: Timing) -> float:
+        return timing.cpu_seconds if self.clock == "cpu" else timing.seconds
 
     def best(self, name: str) -> float:
-        return min(t.seconds for t in self.times[name])
+        return min(self._seconds(t) for t in self.times[name])
 
     def paired(self, a: str, b: str) -> list[float]:
-        return [x.seconds / y.seconds for x, y in zip(self.times[a], self.times[b], strict=True)]
+        return [self._seconds(x) / self._seconds(y)
+                for x, y in zip(self.times[a], self.times[b], strict=True)]
 
     def ratio(self, a: str, b: str) -> tuple[float, float]:
         """(ratio of the minimum times, median of the paired ratios) of a over b."""
@@ -93,12 +103,14 @@ class Runs:
         return [t.other_load for ts in self.times.values() for t in ts if t.other_load is not None]
 
     def table(self, indent: str = "  ") -> str:
-        rows = [f"{indent}{'method':28} {'min s':>8} {'median s':>9} {'other load (CPUs)':>18}"]
+        rows = [f"{indent}{'method':28} {'min s':>8} {'median s':>9} {'min cpu s':>10} "
+                f"{'other load (CPUs)':>18}"]
         for name, ts in self.times.items():
             fastest = min(ts, key=lambda t: t.seconds)
             load = "n/a" if fastest.other_load is None else f"{fastest.other_load:.2f}"
             rows.append(f"{indent}{name:28} {fastest.seconds:8.3f} "
-                        f"{statistics.median(t.seconds for t in ts):9.3f} {load:>18}")
+                        f"{statistics.median(t.seconds for t in ts):9.3f} "
+                        f"{min(t.cpu_seconds for t in ts):10.3f} {load:>18}")
         loads = self.loads()
         if loads:
             rows.append(f"{indent}other load over all timed runs: {min(loads):.2f}-"
@@ -106,10 +118,11 @@ class Runs:
         return "\n".join(rows)
 
 
-def interleave(methods: dict[str, Callable[[], object]], repeats: int) -> Runs:
+def interleave(methods: dict[str, Callable[[], object]], repeats: int,
+               clock: str = "wall") -> Runs:
     """Each method ``repeats`` times; the order rotates every repeat so drifting load hits all
     methods alike (and none always runs first, after the previous one warmed the caches)."""
-    runs = Runs({name: [] for name in methods})
+    runs = Runs({name: [] for name in methods}, clock)
     names = list(methods)
     for repeat in range(repeats):
         shift = repeat % len(names)

@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure(arch: str, preset: str, repeats: int) -> None:
     recipe = "pgd-at-linf-0.1-digits"
-    eager, components, data = trainer_for(f'"{preset}"', recipe, compiled=False)
-    compiled, _, _ = trainer_for(f'"{preset}"', recipe, compiled=True)
+    eager, components, data = trainer_for(f'"{preset}"', recipe)
+    compiled, _, _ = trainer_for(f'"{preset}"', recipe, "compile = true")
     compiled.model.load_state_dict(eager.model.state_dict())
     epochs = eager.recipe.epochs
     again_eager, again_compiled = Restart(eager), Restart(compiled)

@@ -25,9 +25,11 @@ class EvaluationSettings(BaseModel):
         description="per-attack: every attack runs on every clean-correct example; worst-case: "
                     "each attack runs only on the examples still robust after the previous ones "
                     "(AutoAttack style: cheaper, the last column is the worst case).")
-    amp: bool = Field(default=True, description="Craft attacks under bf16 autocast (CUDA only; "
-                      "verdicts and budget checks stay fp32/float64).")
-    channels_last: bool = Field(default=True, description="channels_last memory (CUDA only).")
+    amp: bool | None = Field(default=None, description="Craft attacks under bf16 autocast "
+                             "(verdicts and budget checks stay fp32/float64). Unset: on CUDA, "
+                             "off elsewhere; true or false: on or off on every device.")
+    channels_last: bool | None = Field(default=None, description="channels_last memory. Unset: "
+                                       "on CUDA, off elsewhere; true or false: on every device.")
     compile: bool = Field(default=False, description="torch.compile the model the attacks run on.")
     fp32_check: int = Field(
         default=256, ge=0, description="When attacks run in bf16: the first N attacked examples "

@@ -61,6 +61,16 @@ def test_turning_the_cuda_settings_off_gives_the_cpu_cells(tmp_path):
     assert hashes(off) == hashes(plan_for(tmp_path, "cpu"))
 
 
+def test_amp_and_channels_last_set_explicitly_apply_on_cpu_too(tmp_path):
+    """Unset they follow the device; set, they are what runs (a CPU with native bf16 gains)."""
+    opted_in = plan_for(tmp_path, "cpu", "amp = true, channels_last = true,",
+                        "[evaluation]\namp = true\nchannels_last = true")
+    assert opted_in.train_cells[0].recipe.speed == Speed(amp=True, channels_last=True)
+    assert opted_in.eval_cells[0].speed == Speed(amp=True, channels_last=True)
+    assert opted_in.eval_cells[0].fp32_check == Fp32Check(256, 0.03)
+    assert hashes(opted_in) == hashes(plan_for(tmp_path, "cuda"))
+
+
 def test_compile_is_hashed_on_every_device(tmp_path):
     plain = plan_for(tmp_path, "cpu")
     compiled = plan_for(tmp_path, "cpu", "compile = true,", "[evaluation]\ncompile = true")
