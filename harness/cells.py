@@ -163,8 +163,12 @@ class TrainCell:
                 "recipe": self.recipe_label, "seed": self.seed}
 
     def describe(self) -> str:
-        return (f"train {self.dataset.label} / {self.architecture.label} / "
-                f"{self.recipe_label} / seed {self.seed}")
+        return f"train {self.model_label()}"
+
+    def model_label(self) -> str:
+        """The model this cell trains: dataset / architecture / recipe / seed."""
+        return (f"{self.dataset.label} / {self.architecture.label} / {self.recipe_label} / "
+                f"seed {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -202,7 +206,7 @@ class EvalCell:
         return int(self.hash[:8], 16)
 
     def describe(self) -> str:
-        return f"attack {self.attack.label} on {self.train.describe()[6:]}"
+        return f"attack {self.attack.label} on {self.train.model_label()}"
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Every file goes to a temporary name first and is renamed into place, so a kill never leaves
 half a file; its digest is written to ``<file>.sha256`` just before the rename. A file whose
 bytes no longer match (truncated, flipped, replaced) or that is missing is never loaded: the
-caller recomputes what depended on it.
+caller recomputes what depended on it. Training state keeps two generations (this epoch's and
+the one before), so a damaged or half-written newest state costs one epoch, not the cell.
 """
 
 from __future__ import annotations
@@ -57,6 +58,48 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> str:
             leftover.unlink(missing_ok=True)
         raise storage_error(error, path) from None
     return digest
+
+
+def previous_generation(path: Path) -> Path:
+    """Where the version of ``path`` before the newest is kept (``x.state.previous.pt``)."""
+    return path.with_suffix(".previous" + path.suffix)
+
+
+def _move(source: Path, target: Path) -> None:
+    """``source`` and its recorded digest renamed to ``target`` (a stale digest never stays
+    beside the moved file: a missing one reads as untrusted, a wrong one as damaged)."""
+    try:
+        digest_path(target).unlink(missing_ok=True)
+        if digest_path(source).exists():
+            os.replace(digest_path(source), digest_path(target))
+        os.replace(source, target)
+    except OSError as error:
+        raise storage_error(error, target) from None
+
+
+def keep_previous(path: Path) -> None:
+    """Before ``path`` is rewritten: move it aside as its previous generation."""
+    if path.exists():
+        _move(path, previous_generation(path))
+
+
+def newest_intact(path: Path) -> tuple[str | None, bool]:
+    """Make ``path`` the newest intact generation of itself. Returns (what was wrong with the
+    newest one, or None; whether an intact one is now at ``path``). A damaged or missing newest
+    generation is replaced by the previous one when that is intact; otherwise both are
+    deleted."""
+    previous = previous_generation(path)
+    problem = file_problem(path) if path.exists() else ("is missing" if previous.exists()
+                                                        else None)
+    if problem is None:
+        return None, path.exists()
+    if previous.exists() and file_problem(previous) is None:
+        _move(previous, path)
+        return problem, True
+    for leftover in (path, previous):
+        for file in (leftover, digest_path(leftover)):
+            file.unlink(missing_ok=True)
+    return problem, False
 
 
 def storage_error(error: OSError, path: Path) -> OSError | StorageError:

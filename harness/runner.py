@@ -19,7 +19,12 @@ from tqdm.auto import tqdm
 
 from harness.build import build_attack, build_metric, build_model, load_dataset
 from harness.cells import EvalCell, MetricSpec, Plan, Resolved, TrainCell, stable_hash
-from harness.checkpoints import file_problem, load_checkpoint, save_checkpoint, save_state_dict
+from harness.checkpoints import (
+    load_checkpoint,
+    newest_intact,
+    save_checkpoint,
+    save_state_dict,
+)
 from harness.components import Components
 from harness.contracts import LoadedDataset
 from harness.data import as_tensors, to_device
@@ -212,7 +217,7 @@ class Runner:
         problem = self.store.checkpoint_problem(finished, full=loading)
         if problem is None:
             return True
-        self.notify(f"{problem}: retraining {cell.describe()[6:]} and recomputing its results")
+        self.notify(f"{problem}: retraining {cell.model_label()} and recomputing its results")
         self.store.forget_train_cell(cell.hash)
         return False
 
@@ -278,10 +283,11 @@ class Runner:
         if cell.recipe is None:
             return self._pretrained_model(cell, data, run_summary)
         state_path = self.store.checkpoint_path(cell.hash, "state")
-        if state_path.exists() and (problem := file_problem(state_path)) is not None:
-            self.notify(f"training state {state_path} {problem}: training "
-                        f"{cell.describe()[6:]} from its first epoch")
-            self.store.drop_training_state(cell.hash)
+        problem, resumable = newest_intact(state_path)
+        if problem is not None:
+            self.notify(f"training state {state_path} {problem}: " + (
+                f"resuming {cell.model_label()} from the state saved one epoch earlier"
+                if resumable else f"training {cell.model_label()} from its first epoch"))
         with collect_flags() as flags:
             result = train(self.components, cell, data, self.device, state_path)
         checkpoint = self.store.checkpoint_path(cell.hash)

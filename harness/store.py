@@ -26,6 +26,7 @@ from harness.checkpoints import (
     StorageError,
     digest_path,
     file_problem,
+    previous_generation,
     recorded_digest,
     storage_error,
 )
@@ -233,8 +234,9 @@ class Store:
         """Delete a cell's resume state once its finished training is recorded (not before:
         until then the state lets the next run finish the cell without retraining)."""
         state = self.checkpoint_path(train_hash, "state")
-        for path in (state, digest_path(state)):
-            path.unlink(missing_ok=True)
+        for generation in (state, previous_generation(state)):
+            for path in (generation, digest_path(generation)):
+                path.unlink(missing_ok=True)
 
     # --- runs ---
 

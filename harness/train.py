@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from harness.augment import augment
 from harness.build import build_attack, build_defense, build_model
 from harness.cells import TrainCell
-from harness.checkpoints import atomic_write
+from harness.checkpoints import atomic_write, keep_previous
 from harness.components import Components
 from harness.contracts import LoadedDataset
 from harness.data import as_tensors, train_batches
@@ -230,6 +230,7 @@ class Trainer:
                  "generator": self.generator.get_state(),
                  "defense": (self.defense.state_dict()
                              if hasattr(self.defense, "state_dict") else None)}
+        keep_previous(self.state_path)
         atomic_write(self.state_path, lambda tmp: torch.save(state, tmp))
 
     def load_state(self) -> bool:

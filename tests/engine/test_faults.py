@@ -209,6 +209,35 @@ def test_a_damaged_training_state_restarts_training_from_scratch(project, tmp_pa
     assert accuracies() == uninterrupted
 
 
+@pytest.mark.parametrize("fault", ["damaged", "missing"])
+def test_a_bad_newest_training_state_resumes_from_the_one_before(project, tmp_path, monkeypatch,
+                                                                 fault):
+    """Two generations of training state are kept: a flipped newest one, or one a kill cut
+    short mid-write (only the previous generation left), costs one epoch, not the cell."""
+    run = project(defense="stop-at")
+    suite = tmp_path / "suite.toml"
+    suite.write_text(suite.read_text().replace("epochs = 2", "epochs = 3"))
+    assert run().exit_code == 0
+    uninterrupted = accuracies()
+    os.rename(tmp_path / "out", tmp_path / "uninterrupted")
+    monkeypatch.setenv("STOP_AT_EPOCH", "2")
+    assert run().exit_code == 130  # killed at the start of epoch 3: states of epochs 1 and 2
+    [state] = (tmp_path / "out" / "checkpoints").glob("*.state.pt")
+    assert state.with_suffix(".previous.pt").is_file()
+    if fault == "damaged":
+        flip_bytes(state)
+    else:
+        state.unlink()
+    monkeypatch.delenv("STOP_AT_EPOCH")
+    result = run()
+    assert result.exit_code == 0, result.output
+    problem = "is damaged (sha256" if fault == "damaged" else "is missing"
+    assert (f"training state {state.relative_to(tmp_path)} {problem}" in result.stderr
+            and "from the state saved one epoch earlier" in result.stderr)
+    assert accuracies() == uninterrupted
+    assert not list((tmp_path / "out" / "checkpoints").glob("*state*"))
+
+
 def test_a_full_disk_stops_with_one_line_and_keeps_what_finished(project, control, monkeypatch,
                                                                  tmp_path):
     import harness.checkpoints
