@@ -22,6 +22,7 @@ The engine, in data-flow order (each module imports only modules above it;
     tomlfile             TOML reading; errors located at file and key path
     specs                pydantic models of what users write (references, presets, recipes)
     suite                the suite file
+    questions            the study-questions file (analyze --questions): read, told from a suite
     registry             typed registries plugins fill: add, get with did-you-mean, list, freeze
     hookspecs            every hook and every optional method (the plugin reference, as Protocols)
     paths                where the built-in plugins, catalogues and suites live

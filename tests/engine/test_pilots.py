@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.findings import OPPOSITE, SHOWS, UNTOLD, load_questions
+from harness.findings import OPPOSITE, SHOWS, UNTOLD
+from harness.questions import load_questions
 from harness.suite import load_suite
 
 ROOT = Path(__file__).resolve().parents[2]
