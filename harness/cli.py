@@ -9,6 +9,7 @@ import click
 
 from harness.commands.analysis import analyze, compare
 from harness.commands.check import check
+from harness.commands.common import echo_user_error
 from harness.commands.crosscheck import crosscheck
 from harness.commands.eval import eval_
 from harness.commands.lists import list_, plugins
@@ -25,7 +26,7 @@ class HarnessGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            click.echo(f"error: {exc}", err=True)
+            echo_user_error(exc)
             ctx.exit(2)
 
 

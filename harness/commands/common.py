@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from harness.suite import LoadedSuite
 
 
+def echo_user_error(error: UserError) -> None:
+    """A user mistake as the command line reports it: one line on stderr, no traceback."""
+    click.echo(f"error: {error}", err=True)
+
+
 def plugin_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Options every command shares: where plugins and catalogues come from."""
     options = [
