@@ -1,10 +1,10 @@
 """A study's own question answered from its stored run, as the Markdown of ``docs/pilots.md``.
 
-A questions file (TOML, one ``[[study]]`` table per study) says, for each pilot suite, what
-the paper claims and which number tests it: a rank correlation (``metric`` against ``target``
-within one ``recipe``) or a paired comparison (row ``first`` against row ``second`` on
-``target``), and the sign the paper expects. The verdict is mechanical, so the document reports
-what was measured, never what was hoped for:
+A questions file (``harness.questions``: one ``[[study]]`` table per study) says, for each
+pilot suite, what the paper claims and which number tests it: a rank correlation (``metric``
+against ``target`` within one ``recipe``) or a paired comparison (row ``first`` against row
+``second`` on ``target``), and the sign the paper expects. The verdict is mechanical, so the
+document reports what was measured, never what was hoped for:
 
 - **shows up**: the 95% interval excludes 0 on the claimed side (for a correlation also the
   exact permutation p < 0.05);
@@ -16,9 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, model_validator
 
 from harness import analyze
 from harness.analyze import Pair, small_n_note
@@ -27,49 +24,12 @@ from harness.compare import markdown as compare_markdown
 from harness.errors import UserError
 from harness.figures import write_paired, write_scatter
 from harness.matrix import Matrix
+from harness.questions import Question, load_questions
 from harness.report import Findings, markdown_table
 from harness.stats import Interval
 from harness.store import Store
-from harness.tomlfile import Where, read_toml, validate
 
 SHOWS, OPPOSITE, UNTOLD = "shows up", "does not show up", "cannot be told at this scale"
-
-
-class Question(BaseModel):
-    """One study's claim and the number from its pilot that tests it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    suite: str  # the pilot suite's name: its run is found by it
-    study: str
-    paper: str
-    claim: str
-    target: str  # an attack column, "worst case" or "unseen/seen"
-    expect: Literal["positive", "negative"]  # the sign of ρ, or of first − second
-    metric: str | None = None  # a correlation: this metric within one recipe ...
-    recipe: str | None = None
-    first: str | None = None  # ... or a comparison: row first against row second
-    second: str | None = None
-    scale: str = ""  # how the pilot differs from the paper's protocol
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> Question:
-        comparison = self.first is not None or self.second is not None
-        if (self.metric is not None) == comparison or (comparison and None in (self.first,
-                                                                             self.second)):
-            raise ValueError("give either metric (and recipe) for a correlation, or first and "
-                             "second for a comparison")
-        return self
-
-
-class QuestionFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    study: list[Question]
-
-
-def load_questions(path: Path) -> list[Question]:
-    return validate(QuestionFile, read_toml(path, "questions file"), Where(str(path))).study
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,15 @@ kinds behind the hooks, and built-in plugins that use only the public API."""
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from pathlib import Path
 
+import click
+
 import harness
 from harness import hookspecs, testing, toolkits
+from harness.cli import cli
 from harness.kinds import KINDS, REGISTERED
 from harness.paths import builtin_plugins_dir
 from harness.registry import REGISTRY_TYPES
@@ -16,17 +20,26 @@ from harness.registry import REGISTRY_TYPES
 ENGINE = Path(harness.__file__).parent
 #: Modules of the public API: plugins import from these and nothing else of the harness.
 PUBLIC = {"harness", "harness.toolkits", "harness.testing"}
-#: Imports inside functions, allowed only to keep the command line fast (lazy loading).
+#: Imports inside functions, allowed only to keep the command line fast (lazy loading): in
+#: ``cli``, in every module of the ``commands`` package it registers, and in the pytest plugin.
 LAZY_IMPORTERS = {"cli", "pytest_plugin"}
+LAZY_PACKAGES = {"commands"}
 
 
 def documented_order() -> list[str]:
-    """The engine map in ``harness/__init__.py``'s docstring, top to bottom."""
-    return re.findall(r"^    (\w+) {2,}\S", harness.__doc__, flags=re.MULTILINE)
+    """The engine map in ``harness/__init__.py``'s docstring, top to bottom (a module of a
+    package as ``package.module``)."""
+    return re.findall(r"^    ([\w.]+) {2,}\S", harness.__doc__, flags=re.MULTILINE)
+
+
+def source(module: str) -> Path:
+    """``harness/commands/run.py`` of ``commands.run`` (relative to the checkout)."""
+    return ENGINE.joinpath(*module.split(".")).with_suffix(".py").relative_to(ENGINE.parent)
 
 
 def harness_imports(path: Path, top_level_only: bool) -> set[str]:
-    """Engine modules a file imports (``harness.x`` → ``x``; ``from harness import x`` too)."""
+    """Engine modules a file imports (``harness.x`` → ``x``, ``harness.p.x`` → ``p.x``;
+    ``from harness import x`` and ``from harness.p import x`` too)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     nodes = tree.body if top_level_only else list(ast.walk(tree))
     found: set[str] = set()
@@ -35,15 +48,23 @@ def harness_imports(path: Path, top_level_only: bool) -> set[str]:
             parts = node.module.split(".")
             if parts[0] != "harness":
                 continue
-            if len(parts) > 1:
-                found.add(parts[1])
-            else:  # from harness import x: a submodule, or a public name of the package
-                found |= {a.name for a in node.names if (ENGINE / f"{a.name}.py").exists()}
+            package = ENGINE.joinpath(*parts[1:])
+            if not package.is_dir():
+                found.add(".".join(parts[1:]))
+            else:  # from harness[.p] import x: a submodule, or a public name of the package
+                found |= {".".join([*parts[1:], a.name]) for a in node.names
+                          if (package / f"{a.name}.py").exists()}
     return found
 
 
 def engine_modules() -> list[str]:
-    return sorted(p.stem for p in ENGINE.glob("*.py") if not p.stem.startswith("_"))
+    """Every module under harness/, packages' included (``__init__`` and ``__main__`` aside)."""
+    parts = [p.relative_to(ENGINE).with_suffix("").parts for p in ENGINE.rglob("*.py")]
+    return sorted(".".join(p) for p in parts if not any(part.startswith("_") for part in p))
+
+
+def lazy_importer(module: str) -> bool:
+    return module in LAZY_IMPORTERS or module.split(".")[0] in LAZY_PACKAGES
 
 
 def test_every_engine_module_is_on_the_map():
@@ -53,19 +74,28 @@ def test_every_engine_module_is_on_the_map():
 def test_each_module_imports_only_modules_above_it_on_the_map():
     order = documented_order()
     for position, module in enumerate(order):
-        imported = harness_imports(ENGINE / f"{module}.py", top_level_only=False)
+        imported = harness_imports(ENGINE.parent / source(module), top_level_only=False)
         below = sorted(m for m in imported if order.index(m) >= position)
-        assert not below, f"harness/{module}.py imports {below}, which the map puts below it"
+        assert not below, f"{source(module)} imports {below}, which the map puts below it"
 
 
 def test_no_function_level_imports_outside_the_lazy_cli():
     for module in engine_modules():
-        if module in LAZY_IMPORTERS:
+        if lazy_importer(module):
             continue
-        path = ENGINE / f"{module}.py"
+        path = ENGINE.parent / source(module)
         nested = harness_imports(path, top_level_only=False) - harness_imports(
             path, top_level_only=True)
-        assert not nested, f"harness/{module}.py imports {sorted(nested)} inside a function"
+        assert not nested, f"{source(module)} imports {sorted(nested)} inside a function"
+
+
+def test_every_command_is_registered():
+    """A command written in harness/commands/ but not added to the group would just be missing
+    from ``harness``."""
+    defined = {value for module in engine_modules() if module.startswith("commands.")
+               for value in vars(importlib.import_module(f"harness.{module}")).values()
+               if isinstance(value, click.Command)}
+    assert defined == set(cli.commands.values())
 
 
 def plugin_sources() -> list[Path]:

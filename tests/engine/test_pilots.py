@@ -1,11 +1,12 @@
-"""The pilot studies: every pilot validates and has its question, docs/pilots.md is the
-harness's output for all of them, and one pilot runs end to end at a reduced size."""
+"""The pilot studies: the pilots folder validates, every pilot has its question, docs/pilots.md
+is the harness's output for all of them, and one pilot runs end to end at a reduced size."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from harness.findings import OPPOSITE, SHOWS, UNTOLD, load_questions
+from harness.findings import OPPOSITE, SHOWS, UNTOLD
+from harness.questions import load_questions
 from harness.suite import load_suite
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -14,12 +15,21 @@ QUESTIONS = PILOTS / "questions.toml"
 SUITES = sorted(p for p in PILOTS.glob("*.toml") if p != QUESTIONS)
 
 
-def test_every_pilot_validates_and_has_one_question(run_cli):
-    names = []
-    for suite in SUITES:
-        result = run_cli("validate", suite)
-        assert result.exit_code == 0, result.output
-        names.append(load_suite(suite).suite.name)
+def test_validating_the_pilots_folder_passes_every_file(run_cli):
+    """``harness validate suites/pilots/*.toml`` as a shell expands it: every pilot suite is ok,
+    and the questions file among them is recognised and checked as one, not failed as a suite."""
+    files = sorted(PILOTS.glob("*.toml"))
+    result = run_cli("validate", *files)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split(": ok — ")[0] for line in lines] == [str(f) for f in files]
+    assert lines[files.index(QUESTIONS)].endswith(
+        ": ok — a questions file for 'harness analyze --questions' (5 questions, each naming a "
+        "suite beside it)")
+
+
+def test_every_pilot_has_one_question():
+    names = [load_suite(suite).suite.name for suite in SUITES]
     assert sorted(names) == sorted(q.suite for q in load_questions(QUESTIONS))
     studies = {p.stem for p in (ROOT / "suites").glob("*.toml")}
     assert {p.stem for p in SUITES} <= studies  # each pilot scales down a study suite

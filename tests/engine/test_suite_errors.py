@@ -274,6 +274,49 @@ def test_suite_plugin_directory_is_loaded(validate, tmp_path):
                               "available).")
 
 
+QUESTION = """
+[[study]]
+suite = "{suite}"
+study = "A study"
+paper = "A paper"
+claim = "A claim"
+metric = "params"
+recipe = "standard-digits"
+target = "fgsm-linf-0.1"
+expect = "negative"
+"""
+
+
+def test_questions_file_is_checked_as_one(run_cli, tmp_path, monkeypatch):
+    """A study-questions file given to validate is recognised; each study must name a suite of
+    its folder, or 'harness analyze --questions' could never answer it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pilots").mkdir()
+    (tmp_path / "pilots" / "suite.toml").write_text('name = "here"\n' + VALID)
+    (tmp_path / "pilots" / "questions.toml").write_text(QUESTION.format(suite="here"))
+    result = run_cli("validate", "pilots/questions.toml")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ("pilots/questions.toml: ok — a questions file for 'harness analyze "
+                             "--questions' (1 question, each naming a suite beside it)\n")
+    (tmp_path / "pilots" / "questions.toml").write_text(QUESTION.format(suite="there"))
+    assert_user_error(run_cli("validate", "pilots/questions.toml"),
+                      "pilots/questions.toml: study[0].suite: no suite named 'there' in pilots; "
+                      "suites there: here")
+
+
+def test_validate_checks_every_file_and_says_each_error(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "good.toml").write_text(VALID)
+    (tmp_path / "bad.toml").write_text(VALID + "seedz = [1]\n")
+    result = run_cli("validate", "bad.toml", "good.toml", "nope.toml")
+    assert result.exit_code == 2
+    assert result.stdout == "good.toml: ok — 1 train cell, 1 eval cell\n"
+    errors = result.stderr.splitlines()
+    assert len(errors) == 2 and "Traceback" not in result.output
+    assert errors[0].startswith("error: bad.toml: seedz: unknown key 'seedz'")
+    assert errors[1] == "error: nope.toml: suite file not found; check the path"
+
+
 # --- engine bugs: each test states what should happen ------------------------------------------------
 
 
