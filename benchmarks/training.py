@@ -137,16 +137,17 @@ class Restart:
         return self.trainer
 
 
-def trainer_for(architecture: str, recipe: str, settings: str = "compile = false"
-                ) -> tuple[Trainer, Components, LoadedDataset]:
-    """A CPU trainer for one digits cell: ``architecture`` a suite item, ``recipe`` an inline
-    table or a preset name, with ``settings`` (recipe keys, e.g. "compile = true") added."""
+def trainer_for(architecture: str, recipe: str, settings: str = "compile = false",
+                dataset: str = '"digits"') -> tuple[Trainer, Components, LoadedDataset]:
+    """A CPU trainer for one cell: ``architecture`` and ``dataset`` suite items (digits by
+    default), ``recipe`` an inline table or a preset name, with ``settings`` (recipe keys, e.g.
+    "compile = true") added."""
     components = load_components(autoload=False)
     recipe = (f"{recipe[:-1]}, {settings} }}" if recipe.startswith("{")
               else f'{{ name = "{recipe}", {settings} }}')
     with tempfile.TemporaryDirectory() as tmp:
         suite = Path(tmp) / "suite.toml"
-        suite.write_text(f'datasets = ["digits"]\narchitectures = [{architecture}]\n'
+        suite.write_text(f"datasets = [{dataset}]\narchitectures = [{architecture}]\n"
                          f"recipes = [{recipe}]\n")
         plan = build_plan(components, load_suite(suite))
         cell = plan.train_cells[0]

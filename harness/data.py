@@ -31,21 +31,24 @@ class HeldDataset(TensorDataset):
     from a shuffling DataLoader, over indices, so the generator is drawn from as before."""
 
 
+def batch_indices(dataset: TensorDataset, batch_size: int, generator: torch.Generator
+                  ) -> Iterator[torch.Tensor]:
+    """A tensor dataset's shuffled epoch as CPU index batches, drawn lazily from ``generator``
+    (a held dataset's as its DataLoader drew them)."""
+    if isinstance(dataset, HeldDataset):
+        yield from DataLoader(range(len(dataset)), batch_size=batch_size, shuffle=True,
+                              generator=generator)
+    else:
+        yield from torch.randperm(len(dataset), generator=generator).split(batch_size)
+
+
 def train_batches(dataset: Dataset, batch_size: int, device: torch.device,
                   generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of shuffled batches on ``device``; tensor datasets never leave it."""
-    if isinstance(dataset, HeldDataset):
-        x, y = dataset.tensors[:2]
-        for idx in DataLoader(range(len(x)), batch_size=batch_size, shuffle=True,
-                              generator=generator):
-            idx = idx.to(x.device)
-            yield x[idx], y[idx]
-        return
     if isinstance(dataset, TensorDataset):
         x, y = dataset.tensors[:2]
-        order = torch.randperm(len(x), generator=generator)
-        for start in range(0, len(x), batch_size):
-            idx = order[start:start + batch_size].to(x.device)
+        for idx in batch_indices(dataset, batch_size, generator):
+            idx = idx.to(x.device)
             yield x[idx], y[idx]
         return
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator,

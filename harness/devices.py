@@ -66,6 +66,18 @@ def device_data_bytes() -> int:
         raise UserError(f"HARNESS_DEVICE_DATA_BYTES={value!r} is not a number of bytes") from None
 
 
+def augment_workers(device: torch.device) -> int:
+    """Processes that run AutoAugment ahead of training: ``HARNESS_AUGMENT_WORKERS``, else on
+    CUDA up to 4 of the CPUs beside the one driving the GPU, else none (a CPU run's training
+    already uses every core)."""
+    value = os.environ.get("HARNESS_AUGMENT_WORKERS", "")
+    if value:
+        if not value.isdigit():
+            raise UserError(f"HARNESS_AUGMENT_WORKERS={value!r} is not a number of processes")
+        return int(value)
+    return min(4, (os.cpu_count() or 1) - 1) if device.type == "cuda" else 0
+
+
 def autocast(enabled: bool, device: torch.device) -> AbstractContextManager[Any]:
     """bf16 autocast on ``device`` when the cell runs with amp; full precision otherwise."""
     return torch.autocast(device.type, dtype=torch.bfloat16) if enabled else nullcontext()

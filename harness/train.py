@@ -25,14 +25,20 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import Dataset, Subset, TensorDataset
 from tqdm.auto import tqdm
 
-from harness.augment import augment
+from harness.augment import POLICIES, AheadAutoAugment, augment
 from harness.build import build_attack, build_defense, build_model
 from harness.cells import TrainCell
 from harness.checkpoints import atomic_write, keep_previous
 from harness.components import Components
 from harness.contracts import LoadedDataset
-from harness.data import as_tensors, train_batches
-from harness.devices import autocast, channels_last, compile_model, compile_seconds
+from harness.data import as_tensors, batch_indices, train_batches
+from harness.devices import (
+    augment_workers,
+    autocast,
+    channels_last,
+    compile_model,
+    compile_seconds,
+)
 from harness.evaluate import clean_correct, run_attack
 from harness.flags import raise_flag
 from harness.guard import GuardedAttack
@@ -141,6 +147,11 @@ class Trainer:
         self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema),
                                   use_buffers=True) if recipe.ema else None)
         self.generator = torch.Generator().manual_seed(cell.seed)
+        workers = augment_workers(device)
+        self.ahead = (AheadAutoAugment(self.train_set.tensors[0], recipe.augment,
+                                       recipe.crop_padding, workers)
+                      if workers and recipe.augment in POLICIES
+                      and isinstance(self.train_set, TensorDataset) else None)
         self.steps_per_batch = int(getattr(self.defense, "steps_per_batch", 1))
         # Architecture training hooks (e.g. DARTS's drop-path ramp and auxiliary head).
         self.epoch_hooks = _module_hooks(self.model, "harness_epoch_start")
@@ -177,12 +188,20 @@ class Trainer:
             self.ema.update_parameters(self.model)
 
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for x, y in train_batches(self.train_set, self.recipe.batch_size, self.device,
-                                  self.generator):
-            x = augment(x, self.recipe.augment, self.recipe.crop_padding, self.generator)
+        for x, y in self._augmented_batches():
             if self.speed.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             yield x, y
+
+    def _augmented_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.ahead is not None:
+            images, labels = self.train_set.tensors[:2]
+            return self.ahead.batches(
+                batch_indices(self.train_set, self.recipe.batch_size, self.generator), labels,
+                self.generator, images.device, images.dtype)
+        return ((augment(x, self.recipe.augment, self.recipe.crop_padding, self.generator), y)
+                for x, y in train_batches(self.train_set, self.recipe.batch_size, self.device,
+                                          self.generator))
 
     def run_epoch(self) -> float:
         self.model.train()

@@ -272,3 +272,43 @@ def test_the_flat_snapshot_restores_channels_last_and_strided_tensors_bit_for_bi
     for (_, p), saved in zip(watched, before, strict=True):
         assert torch.equal(p.view(torch.int32), saved.view(torch.int32))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_autoaugment_ahead_in_workers_trains_the_same_model(tmp_path, monkeypatch):
+    """AutoAugment done by worker processes ahead of training (on CUDA by default) gives the
+    batches, generator and global RNG states, and trained weights of the synchronous path."""
+    suite = tmp_path / "autoaugment.toml"
+    suite.write_text(SUITE.replace("channels = 2", "channels = 3") % (
+        'augment = "autoaugment", crop_padding = 2,', TRAIN_ATTACK, ""))
+    plan = build_plan(COMPONENTS, load_suite(suite))
+    cell = plan.train_cells[0]
+    data = Runner(COMPONENTS, Store(tmp_path / "out"), torch.device("cpu"),
+                  tmp_path).dataset(cell.dataset, plan)
+
+    def trained(workers: int):
+        monkeypatch.setenv("HARNESS_AUGMENT_WORKERS", str(workers))
+        trainer = Trainer(COMPONENTS, cell, data, torch.device("cpu"))
+        assert (trainer.ahead is not None) == bool(workers)
+        torch.manual_seed(0)
+        batches = list(trainer.batches())
+        result = trainer.run()
+        return (batches, trainer.generator.get_state(), torch.rand(2),
+                [p.detach() for p in result.model.parameters()])
+
+    (batches, generator, rng, weights), ahead = trained(0), trained(2)
+    assert len(batches) == len(ahead[0]) == 2
+    for (x, y), (xa, ya) in zip(batches, ahead[0], strict=True):
+        assert torch.equal(x, xa) and torch.equal(y, ya)
+    assert torch.equal(generator, ahead[1]) and torch.equal(rng, ahead[2])
+    assert all(torch.equal(a, b) for a, b in zip(weights, ahead[3], strict=True))
+
+
+def test_the_augment_workers_setting_is_checked(monkeypatch):
+    from harness.devices import augment_workers
+
+    assert augment_workers(torch.device("cpu")) == 0
+    monkeypatch.setenv("HARNESS_AUGMENT_WORKERS", "3")
+    assert augment_workers(torch.device("cpu")) == 3
+    monkeypatch.setenv("HARNESS_AUGMENT_WORKERS", "some")
+    with pytest.raises(Exception, match="HARNESS_AUGMENT_WORKERS='some' is not a number"):
+        augment_workers(torch.device("cpu"))
