@@ -331,6 +331,19 @@ def test_validate_checks_every_file_and_says_each_error(run_cli, tmp_path, monke
     assert errors[1] == "error: nope.toml: suite file not found; check the path"
 
 
+def test_validate_warns_once_about_an_unmatched_block_name(run_cli, tmp_path, monkeypatch):
+    """Each file loads the plugins again; the likely typo in --block-plugin is one warning."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.toml").write_text(VALID)
+    (tmp_path / "b.toml").write_text(VALID)
+    result = run_cli("validate", "a.toml", "b.toml", "--block-plugin", "nosuch")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ("a.toml: ok — 1 train cell, 1 eval cell\n"
+                             "b.toml: ok — 1 train cell, 1 eval cell\n")
+    assert result.stderr == ("warning: blocked plugin 'nosuch' matched no plugin; check the name "
+                             "('harness plugins' lists them)\n")
+
+
 # --- engine bugs: each test states what should happen ------------------------------------------------
 
 
