@@ -5,8 +5,9 @@ of the pilot's run tests it (``harness.findings`` answers them).
 It lives beside the pilot suites, so ``harness validate suites/pilots/*.toml`` meets it: a TOML
 file with ``[[study]]`` tables and none of a suite's keys is taken for a questions file and
 checked as one (it parses, and each study names a suite of its folder) rather than failing as a
-suite with an unknown key. Kept apart from ``findings`` so that telling the two apart imports
-none of the statistics.
+suite with an unknown key; the commands that take one suite (``run``, ``crosscheck``) say it
+is a questions file (``harness.suite.load_suite``). Kept apart from ``findings`` so that
+telling the two apart imports none of the statistics.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from harness.errors import UserError
-from harness.suite import Suite, load_suite
+from harness.suite import is_questions_data, load_suite
 from harness.tomlfile import Where, read_toml, validate
 
 
@@ -66,7 +67,7 @@ def is_questions_file(path: Path) -> bool:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return False
-    return isinstance(data.get("study"), list) and not data.keys() & Suite.model_fields.keys()
+    return is_questions_data(data)
 
 
 def check_questions(path: Path) -> list[Question]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from harness.errors import UserError
 from harness.specs import ArchitectureItem, AttackItem, ComponentItem, Fp32Check, RecipeItem, Speed
 from harness.tomlfile import Where, read_toml, relative_to, validate
 
@@ -113,7 +114,20 @@ class LoadedSuite(BaseModel):
         return paths
 
 
+def is_questions_data(data: dict[str, Any]) -> bool:
+    """Whether parsed TOML is a study-questions file (``harness.questions``): ``[[study]]``
+    tables and none of a suite's keys. Decided here so that every command loading a suite
+    can tell the two apart without importing the questions' models."""
+    return isinstance(data.get("study"), list) and not data.keys() & Suite.model_fields.keys()
+
+
 def load_suite(path: str | Path) -> LoadedSuite:
+    """The suite at ``path``; a questions file given where a suite is expected (``harness run
+    suites/pilots/questions.toml``) is named as one instead of failing on its ``study`` key."""
     path = Path(path)
     data = read_toml(path, what="suite file")
+    if is_questions_data(data):
+        raise UserError(f"{path}: a questions file for 'harness analyze --questions', not a "
+                        "suite; run the suites it names, then harness analyze RUN_DIR... "
+                        f"--questions {path}")
     return LoadedSuite(path=path, suite=validate(Suite, data, Where(str(path))))

@@ -41,6 +41,7 @@ from harness.errors import ContractViolation, UserError
 from harness.guard import GuardedAttack
 from harness.hookspecs import Defense
 from harness.nn import normalized
+from harness.pluginmanager import ENV_BLOCK, plugin_files
 from harness.registry import (
     ArchitectureEntry,
     AttackEntry,
@@ -362,7 +363,8 @@ CHECKS = {"datasets": check_dataset, "architectures": check_architecture,
 
 def all_cases(components: Components, plugins: Iterable[str] | None = None) -> list[Case]:
     """Every component of the named plugins (all of them when None); the catalogue's recipe
-    presets too when checking everything."""
+    presets too: all of them when checking everything, else those of the user's own catalogue
+    files (``harness check --catalogue``), which the named plugins may provide for."""
     wanted = None if plugins is None else set(plugins)
     cases: list[Case] = []
     for kind, registry in components.registries.items():
@@ -371,9 +373,9 @@ def all_cases(components: Components, plugins: Iterable[str] | None = None) -> l
                 continue
             norms = entry.norms if kind == "attacks" else (None,)
             cases += [Case(kind, entry.name, entry.plugin, norm, components) for norm in norms]
-    if wanted is None:
-        cases += [Case("recipes", name, "catalogue", None, components)
-                  for name in components.catalogue.names("recipes")]
+    cases += [Case("recipes", preset.name, "catalogue", None, components)
+              for preset in components.catalogue.items("recipes")
+              if wanted is None or not preset.builtin]
     return cases
 
 
@@ -385,21 +387,48 @@ def plugin_cases(target: str | Path, base: Path | None = None) -> list[Case]:
     return all_cases(components, names)
 
 
-def load_target(target: str | Path, base: Path | None = None) -> tuple[Components, list[str]]:
-    """Components with the target loaded beside the built-ins, and the target's plugin names."""
-    path = Path(base or Path.cwd()) / target
+def load_target(target: str | Path, base: Path | None = None,
+                plugin_dirs: Iterable[str | Path] = (), catalogue_files: Iterable[str | Path] = (),
+                blocked: Iterable[str] = ()) -> tuple[Components, list[str]]:
+    """Components with the target loaded beside the built-ins, and the plugins to check: the
+    target's, and those of ``plugin_dirs`` (what ``harness check --plugins-dir`` adds is
+    checked too, not only loaded). ``catalogue_files`` are loaded (and so validated), and
+    ``blocked`` plugins are not. Paths are relative to ``base`` (default: the working
+    directory, and messages name them as given)."""
+    root = Path(base) if base is not None else Path()
+    extra = [root / p for p in plugin_dirs]
+    catalogues = [root / p for p in catalogue_files]
+    path = root / target
     if path.exists():
-        components = load_components([path], autoload=False)
-        names = [info.name for info in components.pm.infos.values()
-                 if Path(info.location).resolve().is_relative_to(path.resolve())]
+        components = load_components([path, *extra], catalogues, blocked, autoload=False)
+        names = _plugins_from(components, [path, *extra])
+        if not names and (skipped := [p.stem for p in plugin_files(path)
+                                      if components.pm.is_blocked(p.stem)]):
+            raise _blocked(target, skipped)
         return components, names
-    components = load_components()
+    components = load_components(extra, catalogues, blocked)
+    if components.pm.is_blocked(str(target)):
+        raise _blocked(target, [str(target)])
     if str(target) not in components.pm.infos:
         installed = sorted(n for n, i in components.pm.infos.items() if i.source == "entry-point")
         raise UserError(f"{target}: no such file or folder, and no installed plugin of that name "
                         f"(installed: {', '.join(installed) or 'none'}); give a plugin file, "
                         "folder or entry-point name")
-    return components, [str(target)]
+    return components, [str(target), *_plugins_from(components, extra)]
+
+
+def _plugins_from(components: Components, locations: Iterable[Path]) -> list[str]:
+    """The plugins loaded from these files or folders (built-ins and installed ones never,
+    even when a location holds them)."""
+    resolved = [location.resolve() for location in locations]
+    return [info.name for info in components.pm.infos.values() if info.source == "directory"
+            and any(Path(info.location).resolve().is_relative_to(p) for p in resolved)]
+
+
+def _blocked(target: str | Path, names: list[str]) -> UserError:
+    """Not "provides nothing" or "no such plugin": the user's own block hid the target."""
+    return UserError(f"{target}: blocked ({', '.join(names)}: --block-plugin or {ENV_BLOCK}), "
+                     "so there is nothing to check; unblock it")
 
 
 def iter_results(cases: Iterable[Case]) -> Iterator[tuple[Case, str, str]]:

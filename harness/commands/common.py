@@ -41,26 +41,33 @@ def plugin_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def get_components(plugins_dirs: Iterable[Path], catalogues: Iterable[Path],
-                   blocked: Iterable[str], suite: LoadedSuite | None = None) -> Components:
+                   blocked: Iterable[str], suite: LoadedSuite | None = None,
+                   warned: set[str] | None = None) -> Components:
     """The session's components (with the suite's own plugins and catalogues, given one); a
-    blocked name that matched nothing is warned about, since it is likely a typo."""
+    blocked name that matched nothing is warned about, since it is likely a typo (see
+    ``warn_unmatched`` for ``warned``)."""
     from harness.session import load_components, load_suite_components
 
     components = (load_components(plugins_dirs, catalogues, blocked) if suite is None else
                   load_suite_components(suite, plugins_dirs, catalogues, blocked))
-    warn_unmatched(components.pm.unmatched_blocks())
+    warn_unmatched(components.pm.unmatched_blocks(), warned)
     return components
 
 
-def warn_unmatched(names: Iterable[str]) -> None:
+def warn_unmatched(names: Iterable[str], warned: set[str] | None = None) -> None:
+    """One warning per name; ``warned`` collects the names already warned about, so that a
+    command loading the components once per file (``validate a.toml b.toml``) warns once."""
+    names = [name for name in names if warned is None or name not in warned]
     for name in names:
         click.echo(f"warning: blocked plugin {name!r} matched no plugin; check the name "
                    "('harness plugins' lists them)", err=True)
+    if warned is not None:
+        warned.update(names)
 
 
 def get_plan(suite_path: Path, plugins_dirs: Iterable[Path], catalogues: Iterable[Path],
-             blocked: Iterable[str], device: str | None = None,
-             on_device: bool = False) -> tuple[Components, Plan]:
+             blocked: Iterable[str], device: str | None = None, on_device: bool = False,
+             warned: set[str] | None = None) -> tuple[Components, Plan]:
     """The suite's plan; with ``on_device``, its cells as they run on ``device`` (default: the
     suite's): bf16 and channels_last are on for CUDA, and part of the cells' hashes."""
     from harness.devices import planned_device_type
@@ -68,7 +75,7 @@ def get_plan(suite_path: Path, plugins_dirs: Iterable[Path], catalogues: Iterabl
     from harness.suite import load_suite
 
     suite = load_suite(suite_path)
-    components = get_components(plugins_dirs, catalogues, blocked, suite)
+    components = get_components(plugins_dirs, catalogues, blocked, suite, warned)
     device_type = planned_device_type(device or suite.suite.device) if on_device else "cpu"
     return components, build_plan(components, suite, device_type)
 

@@ -31,6 +31,7 @@ def validate(suites: tuple[Path, ...], plugins_dirs: tuple[Path, ...],
     from harness.questions import check_questions, is_questions_file
 
     failed = 0
+    warned: set[str] = set()  # each file loads its plugins: warn about a block name once
     for suite in suites:
         try:
             if is_questions_file(suite):
@@ -38,7 +39,7 @@ def validate(suites: tuple[Path, ...], plugins_dirs: tuple[Path, ...],
                 click.echo(f"{suite}: ok — a questions file for 'harness analyze --questions' "
                            f"({plural(len(questions), 'question')}, each naming a suite beside it)")
             else:
-                _, plan = get_plan(suite, plugins_dirs, catalogues, blocked)
+                _, plan = get_plan(suite, plugins_dirs, catalogues, blocked, warned=warned)
                 click.echo(f"{suite}: ok — {cells_summary(plan)}")
         except UserError as error:
             echo_user_error(error)

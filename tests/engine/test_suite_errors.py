@@ -304,6 +304,20 @@ def test_questions_file_is_checked_as_one(run_cli, tmp_path, monkeypatch):
                       "suites there: here")
 
 
+@pytest.mark.parametrize("command", [["run"], ["run", "--dry-run"], ["crosscheck"]])
+def test_a_questions_file_given_as_a_suite_is_named_as_one(run_cli, tmp_path, monkeypatch,
+                                                           command):
+    """'harness run suites/pilots/questions.toml' says what the file is for instead of failing
+    on its 'study' key (crosscheck also takes a SUITE, before its attack names)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "questions.toml").write_text(QUESTION.format(suite="here"))
+    extra = ["fgsm-linf-0.1", "pgd20-linf-0.1"] if command == ["crosscheck"] else []
+    assert_user_error(run_cli(*command, "questions.toml", *extra),
+                      "questions.toml: a questions file for 'harness analyze --questions', not a "
+                      "suite; run the suites it names, then harness analyze RUN_DIR... "
+                      "--questions questions.toml")
+
+
 def test_validate_checks_every_file_and_says_each_error(run_cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "good.toml").write_text(VALID)
@@ -315,6 +329,19 @@ def test_validate_checks_every_file_and_says_each_error(run_cli, tmp_path, monke
     assert len(errors) == 2 and "Traceback" not in result.output
     assert errors[0].startswith("error: bad.toml: seedz: unknown key 'seedz'")
     assert errors[1] == "error: nope.toml: suite file not found; check the path"
+
+
+def test_validate_warns_once_about_an_unmatched_block_name(run_cli, tmp_path, monkeypatch):
+    """Each file loads the plugins again; the likely typo in --block-plugin is one warning."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.toml").write_text(VALID)
+    (tmp_path / "b.toml").write_text(VALID)
+    result = run_cli("validate", "a.toml", "b.toml", "--block-plugin", "nosuch")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ("a.toml: ok — 1 train cell, 1 eval cell\n"
+                             "b.toml: ok — 1 train cell, 1 eval cell\n")
+    assert result.stderr == ("warning: blocked plugin 'nosuch' matched no plugin; check the name "
+                             "('harness plugins' lists them)\n")
 
 
 # --- engine bugs: each test states what should happen ------------------------------------------------

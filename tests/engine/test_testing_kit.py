@@ -80,6 +80,23 @@ def harness_register_defenses(registry):
     registry.add("nothing", lambda params, attack: Nothing())
 '''
 
+NOOP = '''
+from harness import Params, hookimpl
+
+
+@hookimpl
+def harness_register_attacks(registry):
+    registry.add("noop", lambda params, threat: (lambda model, x, y: x.clone()), params=Params)
+'''
+
+#: A user's catalogue whose recipe trains against GOOD's attack.
+NOISE_RECIPE = '''
+[recipes.noise-at]
+defense = "pgd-at"
+attack = { name = "noise", norm = "linf", eps = 0.1 }
+epochs = 1
+'''
+
 LOOSE_PARAMS = '''
 from pydantic import BaseModel
 from harness import hookimpl
@@ -163,6 +180,56 @@ def test_harness_check_names_an_unknown_target(run_cli, tmp_path):
     assert result.exit_code == 1
     assert "no-such-plugin: no such file or folder, and no installed plugin of that name" in \
         result.output
+
+
+@pytest.mark.parametrize(("source", "exit_code", "line"), [
+    (WRONG_SHAPE, 1, "FAIL  attacks:cropper-linf: attack 'cropper' (plugin extra): at linf: "),
+    (NOOP, 0, "OK    attacks:noop-linf"),
+], ids=["broken", "good"])
+def test_harness_check_checks_the_plugins_of_plugins_dir(run_cli, tmp_path, plugin_dir,
+                                                         source, exit_code, line):
+    """What --plugins-dir adds is checked beside TARGET, not only loaded (nor ignored)."""
+    folder = plugin_dir(source, name="extra", folder="more")
+    result = run_cli("check", write(tmp_path, GOOD, "good"), "--plugins-dir", folder)
+    assert result.exit_code == exit_code, result.output
+    assert any(out.startswith(line) for out in result.stdout.splitlines()), result.output
+    assert result.stdout.strip().endswith(f"3 checks: {3 - exit_code} ok, {exit_code} failed, "
+                                          "0 skipped")
+
+
+def test_harness_check_skips_a_blocked_plugin_and_warns_about_an_unmatched_name(
+        run_cli, tmp_path, plugin_dir):
+    folder = plugin_dir(WRONG_SHAPE, name="wrong_shape", folder="more")
+    result = run_cli("check", write(tmp_path, GOOD, "good"), "--plugins-dir", folder,
+                     "--block-plugin", "wrong_shape", "--block-plugin", "nosuch")
+    assert result.exit_code == 0, result.output
+    assert "cropper" not in result.stdout
+    assert result.stdout.strip().endswith("2 checks: 2 ok, 0 failed, 0 skipped")
+    assert result.stderr == ("warning: blocked plugin 'nosuch' matched no plugin; check the name "
+                             "('harness plugins' lists them)\n")
+
+
+def test_harness_check_says_the_target_is_blocked(run_cli, tmp_path):
+    path = write(tmp_path, GOOD, "good")
+    result = run_cli("check", path, "--block-plugin", "good")
+    assert result.exit_code == 1
+    assert result.output == (f"FAIL  {path}: blocked (good: --block-plugin or "
+                             "HARNESS_BLOCK_PLUGINS), so there is nothing to check; unblock it\n")
+
+
+def test_harness_check_checks_the_recipes_of_a_catalogue(run_cli, tmp_path):
+    """A user's recipe preset is built with the target's attack; one needing an attack that
+    no loaded plugin provides fails, naming the catalogue's key."""
+    catalogue = tmp_path / "mine.toml"
+    catalogue.write_text(NOISE_RECIPE)
+    result = run_cli("check", write(tmp_path, GOOD, "good"), "--catalogue", catalogue)
+    assert result.exit_code == 0, result.output
+    assert "OK    recipes:noise-at" in result.stdout.splitlines()
+    assert result.stdout.strip().endswith("3 checks: 3 ok, 0 failed, 0 skipped")
+    result = run_cli("check", write(tmp_path, NOOP, "noop"), "--catalogue", catalogue)
+    assert result.exit_code == 1
+    assert result.output.startswith(f"FAIL  {catalogue}: recipes.noise-at.attack.name: unknown "
+                                    "attack 'noise'.")
 
 
 def test_the_pytest_plugin_parametrizes_harness_case(pytester):
