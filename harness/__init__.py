@@ -40,7 +40,7 @@ The engine, in data-flow order (each module imports only modules above it;
     session              load everything a session uses, checked
     devices              device choice (CUDA, then MPS, then CPU)
     data                 datasets as device tensors or loaders
-    augment              on-device augmentation
+    augment              on-device crop-flip; AutoAugment, ahead in worker processes on a GPU
     schedule             learning-rate schedules
     evaluate             clean pass, attacks on the clean-correct examples, per-example outcomes
     checkpoints          checkpoint files, written atomically
