@@ -1,7 +1,7 @@
 """Training augmentation on batches already on the device: crop+flip without a DataLoader.
 
 AutoAugment (torchvision's CIFAR-10 or ImageNet policy) runs per image on uint8 tensors on the
-CPU: it is the generalization study's recipe (CIFAR-10 and Imagenette), and about 40 ms per
+CPU: it is the generalization study's recipe (CIFAR-10 and Imagenette), and 20-40 ms per
 128 CIFAR images on one core, so on a GPU ``AheadAutoAugment`` does it in worker processes for
 the next batches while the device trains on this one, with the same result.
 """

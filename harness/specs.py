@@ -225,9 +225,9 @@ class Speed:
 
     ``amp`` and ``channels_last`` left unset are on for CUDA and off elsewhere, so a CPU cell
     runs, and is hashed, exactly as before they existed, on every CPU alike; set explicitly they
-    apply on any device (a CPU with native bf16, such as AVX512-BF16 or AMX, trains 1.5–2.5×
-    faster with both). ``compile`` applies on any device. Cells hash ``config()``: what actually
-    runs.
+    apply on any device (a CPU with native bf16, such as AVX512-BF16 or AMX, trains 1.3–1.8×
+    faster with both, measured in ``benchmarks/training.py``). ``compile`` applies on any
+    device. Cells hash ``config()``: what actually runs.
     """
 
     amp: bool = False
